@@ -1,0 +1,145 @@
+"""Settings of goldsignals, read from ``GOLDSIGNALS_*`` environment variables.
+
+Every location the product writes to is derived from one state folder
+(``GOLDSIGNALS_HOME``, default ``.goldsignals`` in the project root), so that
+``make clean`` removes all local state and nothing lands in the user's home.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+OFFLINE_ENVIRONMENT = {
+    "ZENML_ANALYTICS_OPT_IN": "false",
+    "MLFLOW_DISABLE_TELEMETRY": "true",
+    "DO_NOT_TRACK": "1",
+    "ZENML_ENABLE_REPO_INIT_WARNINGS": "false",
+    "ZENML_LOGGING_COLORS_DISABLED": "true",
+    "ZENML_ENABLE_RICH_TRACEBACK": "false",
+    "ZENML_DISABLE_INTERACTIVE_INPUT": "true",
+    "GIT_PYTHON_REFRESH": "quiet",
+}
+
+
+class Settings(BaseSettings):
+    """Where goldsignals keeps its state and which market it follows.
+
+    Attributes:
+        home: The state folder; every default location below lives inside it.
+        ticker: Yahoo Finance ticker of the instrument.
+        price_source: ``yfinance`` fetches from Yahoo (incrementally, falling
+            back to the stored history); ``csv`` reads ``price_csv``.
+        price_csv: A price file in any supported layout, read when
+            ``price_source`` is ``csv``.
+        seed_csv: A price file that seeds an empty history when Yahoo cannot
+            be reached (for example ``../shared/data/gold_futures_daily.csv``).
+        history_start: First date asked of Yahoo for an empty history.
+        signals_db_url: SQLAlchemy URL of the signals database.
+        mlflow_tracking_uri: MLflow tracking URI (SQLite file or server URL).
+        model_name: Name of the model in the MLflow model registry.
+    """
+
+    model_config = SettingsConfigDict(
+        env_prefix="GOLDSIGNALS_", env_file=".env", extra="ignore"
+    )
+
+    home: Path = PROJECT_ROOT / ".goldsignals"
+    ticker: str = "GC=F"
+    price_source: Literal["yfinance", "csv"] = "yfinance"
+    price_csv: Path | None = None
+    seed_csv: Path | None = None
+    history_start: str = "2000-01-01"
+    signals_db_url: str | None = None
+    mlflow_tracking_uri: str | None = None
+    mlflow_experiment: str = "goldsignals"
+    model_name: str = "gold-direction-classifier"
+    stack_config: Path = PROJECT_ROOT / "stack_configs" / "embedded.yaml"
+    yahoo_timeout_seconds: float = Field(default=20.0, gt=0)
+
+    @field_validator("ticker")
+    @classmethod
+    def _ticker_is_plain(cls, value: str) -> str:
+        cleaned = value.strip().upper()
+        if not cleaned or any(ch.isspace() or ch in "/\\" for ch in cleaned):
+            raise ValueError(
+                f"ticker {value!r} is not a Yahoo ticker; use a symbol such as "
+                "'GC=F' (GOLDSIGNALS_TICKER)"
+            )
+        return cleaned
+
+    @field_validator("home")
+    @classmethod
+    def _home_is_absolute(cls, value: Path) -> Path:
+        return value.expanduser().resolve()
+
+    @cached_property
+    def data_dir(self) -> Path:
+        """Folder of the price history and the embedded signals database."""
+        return self.home / "data"
+
+    @property
+    def history_path(self) -> Path:
+        """Parquet file of the stored price history of ``ticker``."""
+        safe = "".join(ch if ch.isalnum() else "_" for ch in self.ticker)
+        return self.data_dir / "prices" / f"{safe}.parquet"
+
+    @property
+    def signals_url(self) -> str:
+        """SQLAlchemy URL of the signals database (SQLite file by default)."""
+        return self.signals_db_url or f"sqlite:///{self.data_dir / 'signals.db'}"
+
+    @property
+    def tracking_uri(self) -> str:
+        """MLflow tracking URI (SQLite file in the state folder by default)."""
+        default = f"sqlite:///{self.home / 'mlflow' / 'mlflow.db'}"
+        return self.mlflow_tracking_uri or default
+
+    @property
+    def mlflow_artifact_root(self) -> Path:
+        """Where MLflow keeps run artifacts of the embedded tracking store."""
+        return self.home / "mlflow" / "artifacts"
+
+    @property
+    def zenml_config_path(self) -> Path:
+        """ZenML global configuration and local store."""
+        return self.home / "zenml"
+
+    @property
+    def artifact_store_path(self) -> Path:
+        """Root of ZenML's local artifact store."""
+        return self.home / "artifacts"
+
+
+def get_settings() -> Settings:
+    """Read the settings from the environment (and ``.env``)."""
+    return Settings()
+
+
+def apply_environment(settings: Settings) -> None:
+    """Point ZenML, MLflow and yfinance at the state folder and keep them offline.
+
+    Must run before ``zenml`` is imported: ZenML reads its configuration path
+    once, at import. Variables already set by the caller win.
+
+    Args:
+        settings: The settings whose state folder is used.
+    """
+    defaults = {
+        **OFFLINE_ENVIRONMENT,
+        "GOLDSIGNALS_HOME": str(settings.home),
+        "ZENML_CONFIG_PATH": str(settings.zenml_config_path),
+        "ZENML_CUSTOM_SOURCE_ROOT": str(PROJECT_ROOT),
+        "MPLCONFIGDIR": str(settings.home / "cache" / "matplotlib"),
+        "XDG_CACHE_HOME": str(settings.home / "cache"),
+    }
+    for key, value in defaults.items():
+        os.environ.setdefault(key, value)
+    settings.home.mkdir(parents=True, exist_ok=True)
