@@ -1,0 +1,87 @@
+# goldsignals: `make run` sets up and runs the daily job on the embedded stack,
+# `make test` sets up and runs the tests. `make help` lists every target.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV ?= $(CURDIR)/.venv
+BIN := $(VENV)/bin
+
+# All local state lives in one ignored folder (ZenML, MLflow, SQLite, logs).
+export GOLDSIGNALS_HOME ?= $(CURDIR)/.goldsignals
+# Real gold prices shipped beside the project; seeds the history offline.
+SHARED_DATA ?= $(abspath $(CURDIR)/../shared/data)
+export GOLDSIGNALS_SHARED_DATA := $(SHARED_DATA)
+export GOLDSIGNALS_SEED_CSV ?= $(SHARED_DATA)/gold_futures_daily.csv
+# Offline machines: no telemetry from ZenML or MLflow.
+export ZENML_ANALYTICS_OPT_IN := false
+export MLFLOW_DISABLE_TELEMETRY := true
+export DO_NOT_TRACK := 1
+export ZENML_CONFIG_PATH := $(GOLDSIGNALS_HOME)/zenml
+
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | md5sum | cut -c1-12)
+
+.PHONY: help install stack run train infer signals test test-fast lint format \
+	check lock clean distclean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | \
+		awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml constraints.txt
+	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), \
+		"goldsignals needs Python 3.11, found " + sys.version.split()[0]'
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
+	@rm -f $(VENV)/.installed-*
+	@touch $@
+
+install: $(STAMP) ## Create .venv and install the pinned dependencies
+
+stack: install ## Register the embedded ZenML stack (stack_configs/embedded.yaml)
+	$(BIN)/goldsignals stack --config stack_configs/embedded.yaml
+
+run: stack ## Run feature engineering, training and inference; print signals
+	$(BIN)/goldsignals run all
+	$(BIN)/goldsignals signals
+
+train: stack ## Run only the training pipeline
+	$(BIN)/goldsignals run training
+
+infer: stack ## Run only the inference pipeline
+	$(BIN)/goldsignals run inference
+
+signals: install ## Print the newest signals
+	$(BIN)/goldsignals signals
+
+test: install ## Run every test (unit and end to end)
+	$(BIN)/pytest
+
+test-fast: install ## Run the tests that need no pipeline run
+	$(BIN)/pytest -m "not e2e"
+
+lint: install ## ruff (lint and format check) and mypy --strict
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+format: install ## Format the code with ruff
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+check: lint test ## Every check: format, lint, types, tests
+
+lock: ## Re-resolve the dependencies into constraints.txt (needs the registry)
+	rm -rf $(CURDIR)/.lockenv
+	$(PYTHON) -m venv $(CURDIR)/.lockenv
+	$(CURDIR)/.lockenv/bin/pip install --quiet -e '.[dev]'
+	$(CURDIR)/.lockenv/bin/pip freeze --exclude-editable | \
+		grep -v '^goldsignals' > constraints.txt
+	rm -rf $(CURDIR)/.lockenv
+
+clean: ## Remove all local state (the GOLDSIGNALS_HOME folder)
+	rm -rf "$(GOLDSIGNALS_HOME)" .pytest_cache .mypy_cache .ruff_cache
+
+distclean: clean ## Also remove the virtual environment
+	rm -rf "$(VENV)"

@@ -1,0 +1,160 @@
+"""Command line of goldsignals: register the stack, run pipelines, read signals.
+
+Run ``goldsignals --help``. Settings come from ``GOLDSIGNALS_*`` variables (or
+``.env``); the environment for ZenML and MLflow is prepared before either is
+imported, so that all state stays in the state folder.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from goldsignals.config import Settings, apply_environment, get_settings
+from goldsignals.errors import GoldSignalsError
+
+logger = logging.getLogger(__name__)
+
+app = typer.Typer(
+    help="Daily gold price signals: ZenML pipelines, MLflow, a signals table.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+
+PIPELINE_ORDER = ("feature-engineering", "training", "inference")
+
+
+def _settings() -> Settings:
+    try:
+        settings = get_settings()
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    apply_environment(settings)
+    return settings
+
+
+_OWN_HANDLER = logging.StreamHandler(sys.stderr)
+_OWN_HANDLER.setFormatter(
+    logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+)
+
+
+def _setup_logging(verbose: bool) -> None:
+    root = logging.getLogger()
+    root.setLevel(logging.DEBUG if verbose else logging.INFO)
+    root.addHandler(_OWN_HANDLER)
+
+
+def _hand_logging_to_zenml() -> None:
+    """Import ZenML, whose console handler then prints our log lines too."""
+    import zenml  # noqa: F401
+
+    logging.getLogger().removeHandler(_OWN_HANDLER)
+
+
+@app.callback()
+def main(
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+) -> None:
+    """Daily gold price signals."""
+    _setup_logging(verbose)
+
+
+@app.command()
+def stack(
+    config: Annotated[
+        Path | None,
+        typer.Option(help="Stack YAML (default: GOLDSIGNALS_STACK_CONFIG)."),
+    ] = None,
+) -> None:
+    """Register (or update) the ZenML stack from a YAML file and activate it."""
+    settings = _settings()
+    _hand_logging_to_zenml()
+    from goldsignals.stack import load_stack_spec, register_stack, stack_variables
+
+    path = config or settings.stack_config
+    spec = load_stack_spec(path, stack_variables(settings))
+    for line in register_stack(spec):
+        print(line)
+    _ensure_mlflow_experiment(settings)
+
+
+def _ensure_mlflow_experiment(settings: Settings) -> None:
+    from mlflow.tracking import MlflowClient
+
+    from goldsignals.registry import ensure_experiment
+
+    uri = settings.tracking_uri
+    if uri.startswith("sqlite:"):
+        Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    local = not uri.startswith(("http://", "https://"))
+    root = settings.mlflow_artifact_root if local else None
+    client = MlflowClient(tracking_uri=uri)
+    experiment_id = ensure_experiment(client, settings.mlflow_experiment, root)
+    print(f"MLflow experiment {settings.mlflow_experiment} (id {experiment_id}) at {uri}")
+
+
+@app.command()
+def run(
+    pipeline: Annotated[
+        str,
+        typer.Argument(help="feature-engineering, training, inference or all."),
+    ] = "all",
+    config: Annotated[
+        Path | None, typer.Option(help="YAML with the pipeline's parameters.")
+    ] = None,
+) -> None:
+    """Run one pipeline, or all three in order, on the active ZenML stack."""
+    _settings()
+    names = PIPELINE_ORDER if pipeline == "all" else (pipeline,)
+    if any(name not in PIPELINE_ORDER for name in names):
+        raise typer.BadParameter(
+            f"unknown pipeline {pipeline!r}; choose one of "
+            f"{', '.join(PIPELINE_ORDER)} or all"
+        )
+    if config is not None and len(names) > 1:
+        raise typer.BadParameter("--config applies to a single pipeline")
+    _hand_logging_to_zenml()
+    from zenml_pipelines import configured_pipeline
+
+    for name in names:
+        logger.info("Running pipeline %s", name)
+        configured_pipeline(name, config)()
+
+
+@app.command()
+def signals(
+    ticker: Annotated[str | None, typer.Option(help="Only this ticker.")] = None,
+    limit: Annotated[int, typer.Option(min=1, help="At most this many rows.")] = 10,
+) -> None:
+    """Print the newest signals as a table."""
+    settings = _settings()
+    from tabulate import tabulate
+
+    from goldsignals.signal_store import create_signal_engine, read_latest_signals
+
+    engine = create_signal_engine(settings.signals_url)
+    frame = read_latest_signals(engine, ticker=ticker, limit=limit)
+    if frame.empty:
+        print("No signals yet: run `goldsignals run all` (or `make run`).")
+        return
+    frame["probability"] = frame["probability"].map("{:.3f}".format)
+    frame["created_at"] = frame["created_at"].astype(str).str.slice(0, 19)
+    print(tabulate(frame, headers="keys", tablefmt="github", showindex=False))
+
+
+def entrypoint() -> None:
+    """Run the app and turn goldsignals' own errors into a one-line message."""
+    try:
+        app()
+    except GoldSignalsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from exc
+
+
+if __name__ == "__main__":
+    entrypoint()

@@ -1,0 +1,174 @@
+"""MLflow side of the model: logging the served model and choosing a version.
+
+Registration itself goes through ZenML's MLflow model registry component (see
+``steps/model_evaluator.py``); this module holds what is plain MLflow.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import pandas as pd
+from mlflow.exceptions import MlflowException
+from mlflow.models import infer_signature
+from mlflow.tracking import MlflowClient
+
+from goldsignals.errors import ModelNotFoundError
+from goldsignals.inference import ModelRef
+from goldsignals.modeling import feature_matrix, up_probability
+
+logger = logging.getLogger(__name__)
+
+MODEL_ARTIFACT_NAME = "model"
+SERIALIZATION_FORMAT = "cloudpickle"
+
+
+def _pip_requirements() -> list[str]:
+    from importlib.metadata import version
+
+    packages = ("scikit-learn", "numpy", "pandas", "cloudpickle")
+    return [f"{name}=={version(name)}" for name in packages]
+
+
+@dataclass(frozen=True)
+class LoggedModel:
+    """Where a logged model lives in MLflow."""
+
+    model_uri: str
+    run_id: str
+
+
+def ensure_experiment(
+    client: MlflowClient, name: str, artifact_root: Path | None
+) -> str:
+    """Return the id of experiment ``name``, creating it if needed.
+
+    Args:
+        client: Client of the tracking store.
+        name: Experiment name.
+        artifact_root: Local folder for the experiment's artifacts when the
+            store is a local database (``None`` lets a server decide).
+    """
+    existing = client.get_experiment_by_name(name)
+    if existing is not None:
+        return str(existing.experiment_id)
+    location = None
+    if artifact_root is not None:
+        artifact_root.mkdir(parents=True, exist_ok=True)
+        location = artifact_root.resolve().as_uri()
+    experiment_id = client.create_experiment(name, artifact_location=location)
+    logger.debug("Created MLflow experiment %s (id %s)", name, experiment_id)
+    return str(experiment_id)
+
+
+def log_served_model(model: Any, example_rows: pd.DataFrame) -> LoggedModel:
+    """Log the served model into the active MLflow run.
+
+    The model is serialised with cloudpickle (MLflow's default skops format
+    refuses a forest's tree types), with a signature inferred from unscaled
+    feature rows and the up-move probability, an input example, and pinned
+    pip requirements (faster than inferring them).
+
+    Args:
+        model: Scaler + classifier pipeline.
+        example_rows: A few unscaled feature rows.
+
+    Returns:
+        URI and run id of the logged model.
+    """
+    run = mlflow.active_run()
+    if run is None:
+        raise RuntimeError(
+            "log_served_model needs an active MLflow run; run the step with the "
+            "stack's MLflow experiment tracker enabled"
+        )
+    inputs = feature_matrix(example_rows)
+    signature = infer_signature(inputs, up_probability(model, example_rows))
+
+    info = mlflow.sklearn.log_model(
+        model,
+        name=MODEL_ARTIFACT_NAME,
+        serialization_format=SERIALIZATION_FORMAT,
+        signature=signature,
+        input_example=inputs.head(3),
+        pip_requirements=_pip_requirements(),
+    )
+    logger.info("Logged model %s in MLflow run %s", info.model_uri, run.info.run_id)
+    return LoggedModel(model_uri=f"runs:/{run.info.run_id}/model", run_id=run.info.run_id)
+
+
+def _metric_of(client: MlflowClient, run_id: str | None, metric: str) -> float | None:
+    if not run_id:
+        return None
+    try:
+        value = client.get_run(run_id).data.metrics.get(metric)
+    except MlflowException:
+        return None
+    if value is None or math.isnan(value):
+        return None
+    return float(value)
+
+
+def select_best_version(
+    client: MlflowClient,
+    *,
+    name: str,
+    metric: str,
+    greater_is_better: bool = True,
+) -> ModelRef:
+    """Pick the registered version of ``name`` whose run scored best.
+
+    Ties go to the newer version. Versions whose run lacks the metric are
+    skipped.
+
+    Raises:
+        ModelNotFoundError: If no version is registered, or none has the
+            metric; the message says to run the training pipeline.
+    """
+    tracking = mlflow.get_tracking_uri()
+    try:
+        versions = client.search_model_versions(f"name = '{name}'")
+    except MlflowException as exc:
+        raise ModelNotFoundError(
+            f"cannot list versions of model {name!r} in MLflow at {tracking}: "
+            f"{exc}; is the tracking URI right?"
+        ) from exc
+    scored = [
+        (value, int(version.version), version)
+        for version in versions
+        if (value := _metric_of(client, version.run_id, metric)) is not None
+    ]
+    if not scored:
+        raise ModelNotFoundError(
+            f"no registered version of model {name!r} with metric {metric!r} in "
+            f"MLflow at {tracking}; run the training pipeline first "
+            "(`goldsignals run training` or `make train`)"
+        )
+
+    sign = 1.0 if greater_is_better else -1.0
+    value, _, best = max(scored, key=lambda item: (sign * item[0], item[1]))
+    logger.info(
+        "Selected %s v%s (%s=%.4f) among %d versions",
+        name,
+        best.version,
+        metric,
+        value,
+        len(scored),
+    )
+    return ModelRef(
+        name=name,
+        version=str(best.version),
+        run_id=best.run_id,
+        metric=metric,
+        metric_value=value,
+    )
+
+
+def load_version(ref: ModelRef) -> Any:
+    """Load the scikit-learn model of a registered version."""
+    return mlflow.sklearn.load_model(f"models:/{ref.name}/{ref.version}")

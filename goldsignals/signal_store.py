@@ -1,0 +1,195 @@
+"""The signals table: one row per ticker, as-of date and model version.
+
+Written through SQLAlchemy Core, so the same code serves the embedded SQLite
+file and Postgres. A batch is written in one transaction as an upsert on the
+unique key, so writing the same day again replaces rows and never duplicates.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import SQLAlchemyError
+
+from goldsignals.errors import SignalStoreError
+
+logger = logging.getLogger(__name__)
+
+SIGNAL_VALUES = ("BUY", "SELL", "HOLD")
+KEY_COLUMNS = ("ticker", "as_of_date", "model_version")
+
+metadata = sa.MetaData()
+
+signals_table = sa.Table(
+    "signals",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("ticker", sa.String(32), nullable=False),
+    sa.Column("as_of_date", sa.Date, nullable=False),
+    sa.Column("model_version", sa.String(64), nullable=False),
+    sa.Column("signal", sa.String(4), nullable=False),
+    sa.Column("probability", sa.Float, nullable=False),
+    sa.Column("model_name", sa.String(256), nullable=False),
+    sa.Column("mlflow_run_id", sa.String(64), nullable=True),
+    sa.Column("zenml_run_id", sa.String(64), nullable=True),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.UniqueConstraint(*KEY_COLUMNS, name="uq_signals_ticker_date_version"),
+    sa.CheckConstraint(
+        "signal IN ('BUY', 'SELL', 'HOLD')", name="ck_signals_signal_value"
+    ),
+    sa.CheckConstraint(
+        "probability >= 0 AND probability <= 1", name="ck_signals_probability"
+    ),
+    sa.Index("ix_signals_ticker_date", "ticker", "as_of_date"),
+)
+
+
+def redacted_url(url: str) -> str:
+    """Return ``url`` with any password hidden, for messages and logs."""
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def create_signal_engine(url: str) -> Engine:
+    """Create an engine for ``url`` and the table if it does not exist yet.
+
+    For a SQLite file, its folder is created first.
+
+    Args:
+        url: SQLAlchemy URL, e.g. ``sqlite:////abs/signals.db`` or
+            ``postgresql+psycopg2://user:pw@127.0.0.1:5432/goldsignals``.
+
+    Raises:
+        SignalStoreError: If the database cannot be reached; the message
+            names host and database but never the password.
+    """
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database:
+        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+
+    engine = sa.create_engine(url, future=True, pool_pre_ping=True)
+    try:
+        metadata.create_all(engine)
+    except SQLAlchemyError as exc:
+        raise SignalStoreError(
+            f"cannot open the signals database {redacted_url(url)}: "
+            f"{exc.__class__.__name__}; check that it runs and that "
+            "GOLDSIGNALS_SIGNALS_DB_URL is right"
+        ) from exc
+    return engine
+
+
+def _validate_rows(rows: list[dict[str, Any]]) -> None:
+    problems = [
+        f"{row.get('as_of_date')}: signal {row.get('signal')!r}"
+        for row in rows
+        if row.get("signal") not in SIGNAL_VALUES
+    ]
+    problems += [
+        f"{row.get('as_of_date')}: probability {row.get('probability')!r}"
+        for row in rows
+        if not 0.0 <= float(row.get("probability", -1.0)) <= 1.0
+    ]
+    if problems:
+        raise SignalStoreError(
+            "refusing to write signals with bad values ("
+            + "; ".join(problems[:5])
+            + "); signals must be BUY, SELL or HOLD with a probability in [0, 1]"
+        )
+
+
+def _upsert_statement(engine: Engine, rows: list[dict[str, Any]]) -> Any:
+    dialect = engine.dialect.name
+    if dialect == "postgresql":
+        insert: Any = postgresql.insert(signals_table)
+    elif dialect == "sqlite":
+        insert = sqlite.insert(signals_table)
+    else:
+        raise SignalStoreError(
+            f"the signals store supports SQLite and Postgres, not {dialect!r}; "
+            "set GOLDSIGNALS_SIGNALS_DB_URL to one of those"
+        )
+    statement = insert.values(rows)
+    updated = {
+        column.name: statement.excluded[column.name]
+        for column in signals_table.columns
+        if column.name not in (*KEY_COLUMNS, "id")
+    }
+    return statement.on_conflict_do_update(index_elements=KEY_COLUMNS, set_=updated)
+
+
+def write_signals(engine: Engine, rows: Iterable[Mapping[str, Any]]) -> int:
+    """Upsert signal rows in one transaction; nothing is written on error.
+
+    Args:
+        engine: Engine from :func:`create_signal_engine`.
+        rows: Mappings with the table's columns (``id`` and ``created_at``
+            are filled in here).
+
+    Returns:
+        The number of rows written (inserted or replaced).
+
+    Raises:
+        SignalStoreError: If a row is invalid or the database rejects the
+            batch; the transaction is rolled back.
+    """
+    created_at = datetime.now(UTC)
+    batch = [{**row, "created_at": created_at} for row in rows]
+    if not batch:
+        logger.info("No signal rows to write")
+        return 0
+    _validate_rows(batch)
+
+    try:
+        with engine.begin() as connection:
+            connection.execute(_upsert_statement(engine, batch))
+    except SQLAlchemyError as exc:
+        raise SignalStoreError(
+            f"writing {len(batch)} signal rows to "
+            f"{redacted_url(str(engine.url))} failed and was rolled back: "
+            f"{exc.__class__.__name__}"
+        ) from exc
+
+    logger.info("Wrote %d signal rows to %s", len(batch), engine.url.database)
+    return len(batch)
+
+
+def read_latest_signals(
+    engine: Engine, *, ticker: str | None = None, limit: int = 10
+) -> pd.DataFrame:
+    """Read the newest signals, newest as-of date first.
+
+    Args:
+        engine: Engine of the signals database.
+        ticker: Only this ticker, or every ticker when ``None``.
+        limit: At most this many rows.
+
+    Returns:
+        One row per stored signal with the table's columns except ``id``.
+    """
+    columns = [c for c in signals_table.columns if c.name != "id"]
+    query = sa.select(*columns).order_by(
+        signals_table.c.as_of_date.desc(), signals_table.c.created_at.desc()
+    )
+    if ticker is not None:
+        query = query.where(signals_table.c.ticker == ticker)
+
+    with engine.connect() as connection:
+        result = connection.execute(query.limit(limit))
+        return pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+
+
+def count_signals(engine: Engine, *, as_of: date | None = None) -> int:
+    """Count stored signal rows, optionally for one as-of date."""
+    query = sa.select(sa.func.count()).select_from(signals_table)
+    if as_of is not None:
+        query = query.where(signals_table.c.as_of_date == as_of)
+    with engine.connect() as connection:
+        return int(connection.execute(query).scalar_one())

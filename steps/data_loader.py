@@ -1,0 +1,50 @@
+"""ZenML step ``data_loader``: the price history of the configured ticker."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from typing import Annotated
+
+import pandas as pd
+from zenml import log_metadata, step
+
+from goldsignals.config import get_settings
+from goldsignals.prices import load_prices
+
+logger = logging.getLogger(__name__)
+
+
+@step(enable_cache=False)
+def data_loader() -> Annotated[pd.DataFrame, "gold_prices"]:
+    """Load prices: incremental Yahoo fetch (or a CSV) merged into the history.
+
+    Ticker, source and file locations come from the ``GOLDSIGNALS_*``
+    settings. The step's metadata records the source, the last price date
+    and whether the data is stale (Yahoo unreachable).
+
+    Returns:
+        Standard price frame: index ``date`` (exchange dates, ascending,
+        unique), float64 columns open, high, low, close, volume.
+    """
+    settings = get_settings()
+    loaded = load_prices(
+        ticker=settings.ticker,
+        source=settings.price_source,
+        history_path=settings.history_path,
+        price_csv=settings.price_csv,
+        seed_csv=settings.seed_csv,
+        history_start=dt.date.fromisoformat(settings.history_start),
+    )
+
+    log_metadata(
+        metadata={
+            "ticker": settings.ticker,
+            "source": loaded.source,
+            "last_price_date": loaded.last_date.isoformat(),
+            "stale": loaded.stale,
+            "rows": len(loaded.prices),
+            "fetched_rows": loaded.fetched_rows,
+        }
+    )
+    return loaded.prices

@@ -1,0 +1,34 @@
+"""ZenML step ``model_trainer``: fit the configured classifier."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import pandas as pd
+from sklearn.base import ClassifierMixin
+from zenml import ArtifactConfig, step
+
+from goldsignals.modeling import DEFAULT_ESTIMATOR, ModelConfig, build_estimator
+from goldsignals.modeling import train_classifier
+
+
+@step(enable_cache=False)
+def model_trainer(
+    train: pd.DataFrame,
+    estimator: str = DEFAULT_ESTIMATOR,
+    params: dict[str, Any] | None = None,
+) -> Annotated[
+    ClassifierMixin, ArtifactConfig(name="classifier", is_model_artifact=True)
+]:
+    """Train the classifier named in the training YAML on the scaled train set.
+
+    Args:
+        train: Scaled training window (FEATURE_COLUMNS and ``target``).
+        estimator: Import path of any scikit-learn classifier.
+        params: Its hyperparameters.
+
+    Returns:
+        The fitted classifier (expects scaled features).
+    """
+    config = ModelConfig(estimator=estimator, params=params or {})
+    return train_classifier(build_estimator(config), train)

@@ -1,0 +1,111 @@
+"""Signals table: idempotent upserts in one transaction, validation, queries."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy.engine import Engine
+
+from goldsignals.errors import SignalStoreError
+from goldsignals.signal_store import (
+    count_signals,
+    create_signal_engine,
+    read_latest_signals,
+    redacted_url,
+    write_signals,
+)
+
+
+def _row(day: dt.date, *, version: str = "1", signal: str = "BUY", **extra: Any):
+    row = {
+        "ticker": "GC=F",
+        "as_of_date": day,
+        "model_version": version,
+        "signal": signal,
+        "probability": 0.61,
+        "model_name": "gold-direction-classifier",
+        "mlflow_run_id": "abc",
+        "zenml_run_id": "def",
+    }
+    return {**row, **extra}
+
+
+@pytest.fixture
+def engine(tmp_path: Path) -> Engine:
+    engine = create_signal_engine(f"sqlite:///{tmp_path / 'db' / 'signals.db'}")
+    yield engine
+    engine.dispose()
+
+
+def test_write_signals_same_day_twice_replaces_row(engine: Engine) -> None:
+    day = dt.date(2026, 8, 6)
+
+    write_signals(engine, [_row(day, probability=0.61)])
+    write_signals(engine, [_row(day, probability=0.30, signal="SELL")])
+
+    stored = read_latest_signals(engine)
+    assert count_signals(engine) == 1
+    assert stored.loc[0, "signal"] == "SELL"
+    assert stored.loc[0, "probability"] == pytest.approx(0.30)
+
+
+def test_write_signals_new_model_version_adds_row(engine: Engine) -> None:
+    day = dt.date(2026, 8, 6)
+
+    write_signals(engine, [_row(day, version="1"), _row(day, version="2")])
+
+    assert count_signals(engine, as_of=day) == 2
+
+
+def test_write_signals_bad_row_writes_nothing(engine: Engine) -> None:
+    rows = [_row(dt.date(2026, 8, 5)), _row(dt.date(2026, 8, 6), signal="MAYBE")]
+
+    with pytest.raises(SignalStoreError, match=r"2026-08-06: signal 'MAYBE'"):
+        write_signals(engine, rows)
+
+    assert count_signals(engine) == 0
+
+
+def test_write_signals_probability_out_of_range_rejected(engine: Engine) -> None:
+    with pytest.raises(SignalStoreError, match=r"probability 1\.5"):
+        write_signals(engine, [_row(dt.date(2026, 8, 6), probability=1.5)])
+
+
+def test_write_signals_database_error_rolls_back_batch(engine: Engine) -> None:
+    rows = [_row(dt.date(2026, 8, 5)), _row(dt.date(2026, 8, 6), ticker=None)]
+
+    with pytest.raises(SignalStoreError, match="rolled back"):
+        write_signals(engine, rows)
+
+    assert count_signals(engine) == 0
+
+
+def test_write_signals_empty_batch_is_noop(engine: Engine) -> None:
+    assert write_signals(engine, []) == 0
+
+
+def test_read_latest_signals_newest_first_and_filtered(engine: Engine) -> None:
+    days = [dt.date(2026, 8, d) for d in (3, 4, 5)]
+    write_signals(engine, [_row(day) for day in days])
+    write_signals(engine, [_row(days[0], ticker="GLD")])
+
+    newest = read_latest_signals(engine, ticker="GC=F", limit=2)
+
+    assert list(newest["as_of_date"]) == [days[2], days[1]]
+    assert set(newest["ticker"]) == {"GC=F"}
+
+
+def test_create_signal_engine_unreachable_names_host_not_password() -> None:
+    url = "postgresql+psycopg2://gs:s3cret@127.0.0.1:1/goldsignals?connect_timeout=2"
+
+    with pytest.raises(SignalStoreError, match="127.0.0.1:1/goldsignals") as info:
+        create_signal_engine(url)
+
+    assert "s3cret" not in str(info.value)
+
+
+def test_redacted_url_hides_password() -> None:
+    assert "***" in redacted_url("postgresql://u:pw@h/db")

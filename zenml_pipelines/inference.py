@@ -1,0 +1,18 @@
+"""Inference pipeline: best registered model + newest features to signals."""
+
+from zenml import pipeline
+from zenml.client import Client
+
+from steps.inference_predict import inference_predict
+from steps.select_best_model import select_best_model
+from steps.signal_writer import signal_writer
+
+
+@pipeline(name="gold_inference", enable_cache=False)
+def inference() -> None:
+    """Predict signals for the newest dates and upsert them into the table."""
+    model, reference = select_best_model()
+    signals = inference_predict(
+        model, reference, Client().get_artifact_version("feature_frame")
+    )
+    signal_writer(signals)
