@@ -99,7 +99,7 @@ def log_served_model(model: Any, example_rows: pd.DataFrame) -> LoggedModel:
         pip_requirements=_pip_requirements(),
     )
     logger.info("Logged model %s in MLflow run %s", info.model_uri, run.info.run_id)
-    return LoggedModel(model_uri=f"runs:/{run.info.run_id}/model", run_id=run.info.run_id)
+    return LoggedModel(model_uri=info.model_uri, run_id=run.info.run_id)
 
 
 def _metric_of(client: MlflowClient, run_id: str | None, metric: str) -> float | None:

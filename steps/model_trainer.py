@@ -7,6 +7,7 @@ from typing import Annotated, Any
 import pandas as pd
 from sklearn.base import ClassifierMixin
 from zenml import ArtifactConfig, step
+from zenml.enums import ArtifactType
 
 from goldsignals.modeling import DEFAULT_ESTIMATOR, ModelConfig, build_estimator
 from goldsignals.modeling import train_classifier
@@ -18,7 +19,7 @@ def model_trainer(
     estimator: str = DEFAULT_ESTIMATOR,
     params: dict[str, Any] | None = None,
 ) -> Annotated[
-    ClassifierMixin, ArtifactConfig(name="classifier", is_model_artifact=True)
+    ClassifierMixin, ArtifactConfig(name="classifier", artifact_type=ArtifactType.MODEL)
 ]:
     """Train the classifier named in the training YAML on the scaled train set.
 

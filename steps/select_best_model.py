@@ -5,8 +5,10 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Annotated, Any
 
+from mlflow.tracking import MlflowClient
 from zenml import ArtifactConfig, log_metadata, step
 from zenml.client import Client
+from zenml.enums import ArtifactType
 from zenml.integrations.mlflow.model_registries import MLFlowModelRegistry
 
 from goldsignals.config import get_settings
@@ -17,7 +19,7 @@ from goldsignals.registry import load_version, select_best_version
 def select_best_model(
     metric: str = "f1", greater_is_better: bool = True
 ) -> tuple[
-    Annotated[Any, ArtifactConfig(name="served_model", is_model_artifact=True)],
+    Annotated[Any, ArtifactConfig(name="served_model", artifact_type=ArtifactType.MODEL)],
     Annotated[dict[str, Any], "model_reference"],
 ]:
     """Load the registered version that scored best on ``metric``.
@@ -35,8 +37,9 @@ def select_best_model(
             "select_best_model needs an MLflow model registry in the active "
             f"ZenML stack, found {type(registry).__name__}"
         )
+    registry.configure_mlflow()
     ref = select_best_version(
-        registry.mlflow_client,
+        MlflowClient(),
         name=get_settings().model_name,
         metric=metric,
         greater_is_better=greater_is_better,
