@@ -95,7 +95,9 @@ def _ensure_mlflow_experiment(settings: Settings) -> None:
     root = settings.mlflow_artifact_root if local else None
     client = MlflowClient(tracking_uri=uri)
     experiment_id = ensure_experiment(client, settings.mlflow_experiment, root)
-    print(f"MLflow experiment {settings.mlflow_experiment} (id {experiment_id}) at {uri}")
+    print(
+        f"MLflow experiment {settings.mlflow_experiment} (id {experiment_id}) at {uri}"
+    )
 
 
 @app.command()

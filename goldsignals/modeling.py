@@ -8,7 +8,9 @@ and the classifier, so inference always applies the scaler of its training.
 
 from __future__ import annotations
 
+import hashlib
 import importlib
+import json
 import logging
 from typing import Any
 
@@ -89,7 +91,7 @@ def build_estimator(config: ModelConfig) -> ClassifierMixin:
             f"{config.estimator} has no parameter(s) {unknown}; valid ones are "
             f"{sorted(known)}"
         )
-    return estimator.set_params(**config.params)  # type: ignore[no-any-return]
+    return estimator.set_params(**config.params)
 
 
 def feature_matrix(frame: pd.DataFrame) -> pd.DataFrame:
@@ -126,7 +128,7 @@ def train_classifier(
         len(features),
         features.shape[1],
     )
-    return model  # type: ignore[no-any-return]
+    return model
 
 
 def bundle_model(scaler: StandardScaler, classifier: ClassifierMixin) -> Pipeline:
@@ -179,3 +181,23 @@ def evaluate_classifier(model: Any, test: pd.DataFrame) -> dict[str, float]:
         metrics["roc_auc"],
     )
     return {name: float(value) for name, value in metrics.items()}
+
+
+def training_fingerprint(
+    classifier: ClassifierMixin, train: pd.DataFrame, test: pd.DataFrame
+) -> str:
+    """Hash of what defines a trained model: data windows and hyperparameters.
+
+    Two trainings with the same fingerprint produce the same model (the
+    estimator is seeded), so the second need not be registered again.
+
+    Returns:
+        A hex SHA-256 digest.
+    """
+    digest = hashlib.sha256()
+    for frame in (train, test):
+        hashed = pd.util.hash_pandas_object(frame, index=True)
+        digest.update(hashed.to_numpy().tobytes())
+    params = json.dumps(classifier.get_params(), sort_keys=True, default=str)
+    digest.update(f"{type(classifier).__name__}:{params}".encode())
+    return digest.hexdigest()

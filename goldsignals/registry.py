@@ -169,6 +169,17 @@ def select_best_version(
     )
 
 
+def find_version_with_tag(
+    client: MlflowClient, *, name: str, key: str, value: str
+) -> str | None:
+    """The newest registered version of ``name`` tagged ``key=value``, if any."""
+    versions = client.search_model_versions(
+        f"name = '{name}' and tags.{key} = '{value}'"
+    )
+    newest = max((int(version.version) for version in versions), default=None)
+    return None if newest is None else str(newest)
+
+
 def load_version(ref: ModelRef) -> Any:
     """Load the scikit-learn model of a registered version."""
     return mlflow.sklearn.load_model(f"models:/{ref.name}/{ref.version}")

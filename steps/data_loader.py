@@ -10,7 +10,7 @@ import pandas as pd
 from zenml import log_metadata, step
 
 from goldsignals.config import get_settings
-from goldsignals.prices import load_prices
+from goldsignals.prices import load_prices, yahoo_fetcher
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +35,10 @@ def data_loader() -> Annotated[pd.DataFrame, "gold_prices"]:
         price_csv=settings.price_csv,
         seed_csv=settings.seed_csv,
         history_start=dt.date.fromisoformat(settings.history_start),
+        fetcher=yahoo_fetcher(
+            timeout=settings.yahoo_timeout_seconds,
+            cache_dir=settings.home / "cache" / "yfinance",
+        ),
     )
 
     log_metadata(

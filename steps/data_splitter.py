@@ -13,9 +13,7 @@ from goldsignals.splitting import chronological_split
 @step(enable_cache=False)
 def data_splitter(
     features: pd.DataFrame, test_fraction: float = 0.2, gap: int = 1
-) -> tuple[
-    Annotated[pd.DataFrame, "train_set"], Annotated[pd.DataFrame, "test_set"]
-]:
+) -> tuple[Annotated[pd.DataFrame, "train_set"], Annotated[pd.DataFrame, "test_set"]]:
     """Split labelled rows in time order, leaving ``gap`` rows between them.
 
     Args:

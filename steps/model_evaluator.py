@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 import mlflow
 import pandas as pd
+from mlflow.tracking import MlflowClient
 from sklearn.base import ClassifierMixin
 from sklearn.preprocessing import StandardScaler
 from zenml import get_step_context, log_metadata, step
@@ -14,10 +15,16 @@ from zenml.client import Client
 from zenml.model_registries.base_model_registry import ModelRegistryModelMetadata
 
 from goldsignals.config import get_settings
-from goldsignals.modeling import bundle_model, evaluate_classifier
-from goldsignals.registry import log_served_model
+from goldsignals.modeling import (
+    bundle_model,
+    evaluate_classifier,
+    training_fingerprint,
+)
+from goldsignals.registry import find_version_with_tag, log_served_model
 
 logger = logging.getLogger(__name__)
+
+FINGERPRINT_TAG = "training_fingerprint"
 
 
 def _training_params(
@@ -35,7 +42,9 @@ def _training_params(
     }
 
 
-def _register(model_uri: str, run_id: str, metrics: dict[str, float]) -> str:
+def _register(
+    model_uri: str, run_id: str, metrics: dict[str, float], fingerprint: str
+) -> str:
     context = get_step_context()
     registry = Client().active_stack.model_registry
     if registry is None:
@@ -50,6 +59,7 @@ def _register(model_uri: str, run_id: str, metrics: dict[str, float]) -> str:
         zenml_step_name=context.step_run.name,
         mlflow_run_id=run_id,
         f1=f"{metrics['f1']:.6f}",
+        training_fingerprint=fingerprint,
     )
     version = registry.register_model_version(
         name=get_settings().model_name,
@@ -86,12 +96,27 @@ def model_evaluator(
     """
     model = bundle_model(scaler, classifier)
     metrics = evaluate_classifier(model, test)
+    fingerprint = training_fingerprint(classifier, train, test)
 
     mlflow.log_params(_training_params(classifier, train, test))
     mlflow.log_metrics(metrics)
-    logged = log_served_model(model, test.tail(5))
-    version = _register(logged.model_uri, logged.run_id, metrics)
+    mlflow.set_tag(FINGERPRINT_TAG, fingerprint)
+    name = get_settings().model_name
+    existing = find_version_with_tag(
+        MlflowClient(), name=name, key=FINGERPRINT_TAG, value=fingerprint
+    )
+    if existing is not None:
+        logger.info(
+            "Same data and hyperparameters as %s version %s: not registered again",
+            name,
+            existing,
+        )
+        mlflow.set_tag("registered_version", f"{existing} (unchanged)")
+        return metrics, existing
 
+    logged = log_served_model(model, test.tail(5))
+    version = _register(logged.model_uri, logged.run_id, metrics, fingerprint)
+    mlflow.set_tag("registered_version", version)
     log_metadata(metadata={"mlflow_run_id": logged.run_id, "model_version": version})
-    logger.info("Registered %s version %s", get_settings().model_name, version)
+    logger.info("Registered %s version %s", name, version)
     return metrics, version

@@ -9,8 +9,12 @@ from sklearn.base import ClassifierMixin
 from zenml import ArtifactConfig, step
 from zenml.enums import ArtifactType
 
-from goldsignals.modeling import DEFAULT_ESTIMATOR, ModelConfig, build_estimator
-from goldsignals.modeling import train_classifier
+from goldsignals.modeling import (
+    DEFAULT_ESTIMATOR,
+    ModelConfig,
+    build_estimator,
+    train_classifier,
+)
 
 
 @step(enable_cache=False)

@@ -19,7 +19,9 @@ from goldsignals.registry import load_version, select_best_version
 def select_best_model(
     metric: str = "f1", greater_is_better: bool = True
 ) -> tuple[
-    Annotated[Any, ArtifactConfig(name="served_model", artifact_type=ArtifactType.MODEL)],
+    Annotated[
+        Any, ArtifactConfig(name="served_model", artifact_type=ArtifactType.MODEL)
+    ],
     Annotated[dict[str, Any], "model_reference"],
 ]:
     """Load the registered version that scored best on ``metric``.
@@ -33,7 +35,7 @@ def select_best_model(
     """
     registry = Client().active_stack.model_registry
     if not isinstance(registry, MLFlowModelRegistry):
-        raise RuntimeError(
+        raise TypeError(
             "select_best_model needs an MLflow model registry in the active "
             f"ZenML stack, found {type(registry).__name__}"
         )

@@ -100,7 +100,7 @@ def test_classify_probabilities_band_edges() -> None:
 
 
 def test_classify_probabilities_bad_band_rejected() -> None:
-    with pytest.raises(ModelConfigError, match="hold_band 0.5"):
+    with pytest.raises(ModelConfigError, match=r"hold_band 0\.5"):
         classify_probabilities(np.array([0.7]), hold_band=0.5)
 
 

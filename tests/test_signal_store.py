@@ -101,7 +101,7 @@ def test_read_latest_signals_newest_first_and_filtered(engine: Engine) -> None:
 def test_create_signal_engine_unreachable_names_host_not_password() -> None:
     url = "postgresql+psycopg2://gs:s3cret@127.0.0.1:1/goldsignals?connect_timeout=2"
 
-    with pytest.raises(SignalStoreError, match="127.0.0.1:1/goldsignals") as info:
+    with pytest.raises(SignalStoreError, match=r"127\.0\.0\.1:1/goldsignals") as info:
         create_signal_engine(url)
 
     assert "s3cret" not in str(info.value)

@@ -9,7 +9,10 @@ from typing import Any
 CONFIG_DIR = Path(__file__).parent / "configs"
 
 PIPELINES: dict[str, tuple[str, str]] = {
-    "feature-engineering": ("zenml_pipelines.feature_engineering", "feature_engineering"),
+    "feature-engineering": (
+        "zenml_pipelines.feature_engineering",
+        "feature_engineering",
+    ),
     "training": ("zenml_pipelines.training", "training"),
     "inference": ("zenml_pipelines.inference", "inference"),
 }

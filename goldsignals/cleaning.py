@@ -1,0 +1,236 @@
+"""Cleaning of the standard price frame before features are built.
+
+The input and output are standard price frames (see :mod:`goldsignals.prices`):
+a ``datetime64[ns]`` index named ``date`` holding exchange dates, tz-naive,
+and the float64 columns ``open``, ``high``, ``low``, ``close``, ``volume``.
+The cleaned frame has no NaN, no weekend dates and consistent bars.
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+from dataclasses import dataclass
+
+import pandas as pd
+import pandera.pandas as pa
+
+from goldsignals.errors import PriceValidationError
+
+logger = logging.getLogger(__name__)
+
+OHLC_COLUMNS = ("open", "high", "low", "close")
+_LISTED = 5
+_FIX_HINT = (
+    "Fix or remove these rows in the source file (GOLDSIGNALS_PRICE_CSV or "
+    "GOLDSIGNALS_SEED_CSV), or delete the stored history to refetch it."
+)
+
+
+@dataclass(frozen=True)
+class CleaningReport:
+    """What :func:`clean_prices` changed.
+
+    Attributes:
+        empty_rows_dropped: Rows without any of open, high, low, close.
+        weekend_rows_dropped: Rows dated Saturday or Sunday.
+        ohlc_repaired: Bars whose open or close lay outside [low, high].
+        first_repaired_dates: ISO dates of the first repaired bars.
+        missing_volume_filled: Rows whose missing volume became 0.0.
+    """
+
+    empty_rows_dropped: int
+    weekend_rows_dropped: int
+    ohlc_repaired: int
+    first_repaired_dates: tuple[str, ...]
+    missing_volume_filled: int
+
+
+def _ascending(dates: pd.Series) -> pd.Series:
+    """Mark each date that is not earlier than the date before it."""
+    return ~(dates < dates.shift())
+
+
+def _complete_bar(frame: pd.DataFrame) -> pd.Series:
+    """Mark rows that have all of open, high, low, close or none of them."""
+    missing = frame[list(OHLC_COLUMNS)].isna()
+    return missing.all(axis="columns") | ~missing.any(axis="columns")
+
+
+PRICE_SCHEMA = pa.DataFrameSchema(
+    columns={
+        **{
+            name: pa.Column(float, pa.Check.gt(0), nullable=True)
+            for name in OHLC_COLUMNS
+        },
+        "volume": pa.Column(float, pa.Check.ge(0), nullable=True),
+    },
+    index=pa.Index(
+        pa.DateTime,
+        name="date",
+        unique=True,
+        checks=pa.Check(_ascending, name="ascending_dates"),
+    ),
+    checks=pa.Check(_complete_bar, name="complete_bar"),
+    strict=True,
+    name="standard price frame",
+)
+"""Rules of the standard price frame; all-NaN rows pass, partial bars do not."""
+
+_RULES = {
+    "greater_than(0)": "{column} must be greater than 0",
+    "greater_than_or_equal_to(0)": "{column} must not be negative",
+    "field_uniqueness": "each date may appear once (duplicated dates)",
+    "ascending_dates": "dates must be ascending (out of order)",
+    "complete_bar": "a bar needs all of open, high, low, close (partial bars)",
+    "column_in_dataframe": "a column is missing",
+    "column_in_schema": "a column is not part of the price frame",
+    "field_name('date')": "the index must be named 'date'",
+}
+_DATE_ONLY_CHECKS = frozenset({"field_uniqueness", "ascending_dates", "complete_bar"})
+
+
+def validate_prices(frame: pd.DataFrame) -> pd.DataFrame:
+    """Check a standard price frame against every rule of PRICE_SCHEMA.
+
+    Args:
+        frame: A standard price frame (see the module docstring).
+
+    Returns:
+        The same frame when it follows every rule.
+
+    Raises:
+        PriceValidationError: One line per broken rule naming the first bad
+            dates (ISO) and values, followed by what to do.
+    """
+    try:
+        return PRICE_SCHEMA.validate(frame, lazy=True)
+    except pa.errors.SchemaErrors as exc:
+        raise PriceValidationError(_violations_message(exc.failure_cases)) from exc
+
+
+def clean_prices(
+    frame: pd.DataFrame, *, repair_ohlc: bool = True
+) -> tuple[pd.DataFrame, CleaningReport]:
+    """Drop empty and weekend rows, validate, repair bars and fill volume.
+
+    A bar whose open or close lies outside [low, high] is repaired by
+    ``high = max(open, high, close)`` and ``low = min(open, low, close)``.
+
+    Args:
+        frame: A standard price frame (see the module docstring).
+        repair_ohlc: Repair inconsistent bars; when False they are an error.
+
+    Returns:
+        The cleaned standard price frame (no NaN, weekdays only) and a report
+        of the changes.
+
+    Raises:
+        PriceValidationError: A rule of PRICE_SCHEMA is broken (including a
+            partial bar), or bars are inconsistent and ``repair_ohlc`` is False.
+    """
+    filled = frame.dropna(how="all", subset=list(OHLC_COLUMNS))
+    weekdays = _weekdays(filled)
+    validate_prices(weekdays)
+
+    inconsistent = _inconsistent_bars(weekdays)
+    if inconsistent.any() and not repair_ohlc:
+        raise PriceValidationError(_inconsistent_message(weekdays, inconsistent))
+
+    repaired = _repair_bars(weekdays, inconsistent)
+    report = CleaningReport(
+        empty_rows_dropped=len(frame) - len(filled),
+        weekend_rows_dropped=len(filled) - len(weekdays),
+        ohlc_repaired=int(inconsistent.sum()),
+        first_repaired_dates=_iso_dates(weekdays.index[inconsistent][:_LISTED]),
+        missing_volume_filled=int(repaired["volume"].isna().sum()),
+    )
+    logger.info("Cleaned prices: %d rows left; %s", len(repaired), report)
+    return repaired.fillna({"volume": 0.0}), report
+
+
+def _weekdays(frame: pd.DataFrame) -> pd.DataFrame:
+    if not isinstance(frame.index, pd.DatetimeIndex):
+        validate_prices(frame)
+    return frame[pd.DatetimeIndex(frame.index).day_of_week < 5]
+
+
+def _inconsistent_bars(frame: pd.DataFrame) -> pd.Series:
+    low, high = frame["low"], frame["high"]
+    open_outside = (frame["open"] < low) | (frame["open"] > high)
+    return open_outside | (frame["close"] < low) | (frame["close"] > high)
+
+
+def _repair_bars(frame: pd.DataFrame, inconsistent: pd.Series) -> pd.DataFrame:
+    repaired = frame.copy()
+    bars = frame.loc[inconsistent]
+    repaired.loc[inconsistent, "high"] = bars[["open", "high", "close"]].max(axis=1)
+    repaired.loc[inconsistent, "low"] = bars[["open", "low", "close"]].min(axis=1)
+    return repaired
+
+
+def _inconsistent_message(frame: pd.DataFrame, inconsistent: pd.Series) -> str:
+    bars = frame.loc[inconsistent].head(_LISTED)
+    examples = ", ".join(
+        f"{_iso(date)} (open {row.open:g}, high {row.high:g}, low {row.low:g}, "
+        f"close {row.close:g})"
+        for date, row in zip(bars.index, bars.itertuples(), strict=True)
+    )
+    return (
+        f"{int(inconsistent.sum())} bars have open or close outside [low, high], "
+        f"first: {examples}. Clean with repair_ohlc=True, or fix these rows in "
+        "the source file."
+    )
+
+
+def _violations_message(cases: pd.DataFrame) -> str:
+    subjects = cases["column"].where(cases["schema_context"] != "DataFrameSchema")
+    keyed = cases.assign(subject=subjects.fillna("frame"))
+    rules = keyed[["subject", "check"]].drop_duplicates()
+
+    lines = [
+        f"- {_rule_text(subject, check)}: {_examples(keyed, subject, check)}"
+        for subject, check in rules.itertuples(index=False)
+    ]
+    header = f"prices break {len(lines)} rule(s) of the standard price frame:"
+    return "\n".join([header, *lines, _FIX_HINT])
+
+
+def _rule_text(subject: object, check: object) -> str:
+    template = _RULES.get(str(check), "{column} fails " + str(check))
+    return template.format(column=subject)
+
+
+def _examples(cases: pd.DataFrame, subject: object, check: object) -> str:
+    rows = cases[(cases["subject"] == subject) & (cases["check"] == check)]
+    if rows["index"].isna().all():
+        return ", ".join(str(value) for value in rows["failure_case"][:_LISTED])
+
+    dated = rows.drop_duplicates(subset="index")
+    shown = [_example(date, value, check) for date, value in _pairs(dated)]
+    return f"{_rows(len(dated))}, first: {', '.join(shown)}"
+
+
+def _pairs(rows: pd.DataFrame) -> list[tuple[object, object]]:
+    head = rows.head(_LISTED)
+    return list(zip(head["index"], head["failure_case"], strict=True))
+
+
+def _example(date: object, value: object, check: object) -> str:
+    if str(check) in _DATE_ONLY_CHECKS:
+        return _iso(date)
+    return f"{_iso(date)} ({value})"
+
+
+def _rows(count: int) -> str:
+    return f"{count} row" if count == 1 else f"{count} rows"
+
+
+def _iso(date: object) -> str:
+    if isinstance(date, datetime.date):
+        return date.strftime("%Y-%m-%d")
+    return str(date)
+
+
+def _iso_dates(dates: pd.Index) -> tuple[str, ...]:
+    return tuple(_iso(date) for date in dates)

@@ -1,0 +1,26 @@
+"""Shared pytest fixtures of goldsignals."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """Folder of the real gold price files (``GOLDSIGNALS_SHARED_DATA``).
+
+    Defaults to ``<project root>/../shared/data``; tests using it are skipped
+    when the folder is absent, because the data is never copied into the repo.
+    """
+    default = PROJECT_ROOT.parent / "shared" / "data"
+    folder = Path(os.environ.get("GOLDSIGNALS_SHARED_DATA", default))
+    if not folder.is_dir():
+        pytest.skip(
+            f"real price data folder {folder} is absent; set GOLDSIGNALS_SHARED_DATA"
+        )
+    return folder
