@@ -40,7 +40,7 @@ Fetcher = Callable[[str, datetime.date, datetime.date | None], pd.DataFrame]
 _NULL_STRINGS = frozenset({"", "null", "nan", "none", "na", "n/a"})
 _TZ_OFFSET = re.compile(r"(\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?)\s*(?:Z|[+-]\d{2}:?\d{2})$")
 _DATE_HEADERS = frozenset({"date", "datetime"})
-_ENV_HINT = "set GOLDSIGNALS_PRICE_CSV (or pass --csv) to an existing price file"
+_ENV_HINT = "check the path (GOLDSIGNALS_PRICE_CSV or GOLDSIGNALS_SEED_CSV)"
 _LISTED = 5
 
 
@@ -396,6 +396,13 @@ class _YahooPlan:
                 "GOLDSIGNALS_PRICE_SOURCE=csv (e.g. ../shared/data/"
                 "gold_futures_daily.csv)"
             ) from cause
+        if not self.seed_csv.is_file():
+            raise PriceSourceUnavailableError(
+                f"no prices of {self.ticker}: {reason}, the stored history is "
+                f"empty and the seed file GOLDSIGNALS_SEED_CSV={self.seed_csv} "
+                "does not exist; point it at a price file such as "
+                "../shared/data/gold_futures_daily.csv"
+            ) from cause
 
         logger.warning(
             "%s and the stored history is empty; seeding it from %s",
@@ -421,7 +428,7 @@ def _load_from_csv(
     if price_csv is None:
         raise PriceDataError(
             "price source is 'csv' but no price file is given; set "
-            "GOLDSIGNALS_PRICE_CSV (or pass --csv) to a price file such as "
+            "GOLDSIGNALS_PRICE_CSV to a price file such as "
             "../shared/data/gold_futures_daily.csv"
         )
 

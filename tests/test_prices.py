@@ -626,6 +626,17 @@ def test_load_prices_empty_history_unreachable_without_seed_raises(
     assert not (tmp_path / "GC_F.parquet").exists()
 
 
+def test_load_prices_missing_seed_file_names_setting(tmp_path: Path) -> None:
+    fetcher = _unreachable_fetcher([])
+    seed = tmp_path / "absent.csv"
+
+    with pytest.raises(
+        PriceSourceUnavailableError,
+        match=r"GOLDSIGNALS_SEED_CSV=.*absent\.csv does not exist",
+    ):
+        _load(tmp_path / "GC_F.parquet", fetcher, seed_csv=seed)
+
+
 def test_load_prices_empty_fetch_is_not_stale(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
