@@ -75,7 +75,7 @@ check: lint test ## Every check: format, lint, types, tests
 lock: ## Re-resolve the dependencies into constraints.txt (needs the registry)
 	rm -rf $(CURDIR)/.lockenv
 	$(PYTHON) -m venv $(CURDIR)/.lockenv
-	$(CURDIR)/.lockenv/bin/pip install --quiet -e '.[dev]'
+	$(CURDIR)/.lockenv/bin/pip install --quiet -e '.[dev,airflow]'
 	$(CURDIR)/.lockenv/bin/pip freeze --exclude-editable | \
 		grep -v '^goldsignals' > constraints.txt
 	rm -rf $(CURDIR)/.lockenv

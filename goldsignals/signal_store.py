@@ -17,7 +17,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import NoSuchModuleError, SQLAlchemyError
 
 from goldsignals.errors import SignalStoreError
 
@@ -74,7 +74,13 @@ def create_signal_engine(url: str) -> Engine:
     if parsed.get_backend_name() == "sqlite" and parsed.database:
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
 
-    engine = sa.create_engine(url, future=True, pool_pre_ping=True)
+    try:
+        engine = sa.create_engine(url, future=True, pool_pre_ping=True)
+    except (ImportError, NoSuchModuleError) as exc:
+        raise SignalStoreError(
+            f"no database driver for {redacted_url(url)} ({exc}); use a "
+            "sqlite:/// or postgresql+psycopg2:// URL"
+        ) from exc
     try:
         metadata.create_all(engine)
     except SQLAlchemyError as exc:

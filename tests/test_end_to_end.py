@@ -140,6 +140,15 @@ def test_zenml_records_three_completed_pipelines(state: dict[str, str]) -> None:
     assert "failed" not in output.lower()
 
 
+def test_stack_registration_twice_changes_nothing(state: dict[str, str]) -> None:
+    output = _goldsignals(state, "stack").stdout
+
+    assert "unchanged orchestrator gs_local_orchestrator" in output
+    assert "unchanged experiment_tracker gs_mlflow_tracker_embedded" in output
+    assert "created" not in output
+    assert "active stack is goldsignals_embedded" in output
+
+
 def test_state_stays_in_home(state: dict[str, str]) -> None:
     home = Path(state["GOLDSIGNALS_HOME"])
 

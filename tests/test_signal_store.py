@@ -109,3 +109,10 @@ def test_create_signal_engine_unreachable_names_host_not_password() -> None:
 
 def test_redacted_url_hides_password() -> None:
     assert "***" in redacted_url("postgresql://u:pw@h/db")
+
+
+def test_create_signal_engine_missing_driver_named() -> None:
+    url = "postgresql+nosuchdriver://u:pw@127.0.0.1/db"
+
+    with pytest.raises(SignalStoreError, match=r"no database driver.*sqlite:///"):
+        create_signal_engine(url)
