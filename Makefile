@@ -18,6 +18,7 @@ export ZENML_ANALYTICS_OPT_IN := false
 export MLFLOW_DISABLE_TELEMETRY := true
 export DO_NOT_TRACK := 1
 export ZENML_CONFIG_PATH := $(GOLDSIGNALS_HOME)/zenml
+export ZENML_LOCAL_STORES_PATH := $(GOLDSIGNALS_HOME)
 
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | md5sum | cut -c1-12)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -26,6 +26,9 @@ app = typer.Typer(
 )
 
 PIPELINE_ORDER = ("feature-engineering", "training", "inference")
+
+airflow_app = typer.Typer(help="Airflow 3 on this host (LocalExecutor, 127.0.0.1).")
+app.add_typer(airflow_app, name="airflow")
 
 
 def _settings() -> Settings:
@@ -100,6 +103,16 @@ def _ensure_mlflow_experiment(settings: Settings) -> None:
     )
 
 
+def _pipeline_names(pipeline: str) -> tuple[str, ...]:
+    names = PIPELINE_ORDER if pipeline == "all" else (pipeline,)
+    if any(name not in PIPELINE_ORDER for name in names):
+        raise typer.BadParameter(
+            f"unknown pipeline {pipeline!r}; choose one of "
+            f"{', '.join(PIPELINE_ORDER)} or all"
+        )
+    return names
+
+
 @app.command()
 def run(
     pipeline: Annotated[
@@ -112,12 +125,7 @@ def run(
 ) -> None:
     """Run one pipeline, or all three in order, on the active ZenML stack."""
     _settings()
-    names = PIPELINE_ORDER if pipeline == "all" else (pipeline,)
-    if any(name not in PIPELINE_ORDER for name in names):
-        raise typer.BadParameter(
-            f"unknown pipeline {pipeline!r}; choose one of "
-            f"{', '.join(PIPELINE_ORDER)} or all"
-        )
+    names = _pipeline_names(pipeline)
     if config is not None and len(names) > 1:
         raise typer.BadParameter("--config applies to a single pipeline")
     _hand_logging_to_zenml()
@@ -126,6 +134,41 @@ def run(
     for name in names:
         logger.info("Running pipeline %s", name)
         configured_pipeline(name, config)()
+
+
+@app.command(name="compile")
+def compile_dags(
+    pipeline: Annotated[
+        str,
+        typer.Argument(help="feature-engineering, training, inference or all."),
+    ] = "all",
+) -> None:
+    """Compile pipelines into Airflow DAG files (needs an Airflow stack)."""
+    settings = _settings()
+    names = _pipeline_names(pipeline)
+    _hand_logging_to_zenml()
+    from zenml.client import Client
+
+    from zenml_pipelines.airflow_dags import (
+        compile_pipeline,
+        load_dags_config,
+        remove_stale_dags,
+    )
+
+    stack = Client().active_stack
+    if stack.orchestrator.flavor != "airflow":
+        raise typer.BadParameter(
+            f"the active stack {stack.name} has a {stack.orchestrator.flavor} "
+            "orchestrator; register an Airflow stack first: goldsignals stack "
+            "--config stack_configs/airflow_local.yaml"
+        )
+    config = load_dags_config()
+    for name in names:
+        dag_id = compile_pipeline(name, config)
+        print(f"compiled {name} -> {settings.dags_dir / (dag_id + '.zip')}")
+    keep = {spec.dag_id for spec in config.pipelines.values()}
+    for path in remove_stale_dags(settings.dags_dir, keep):
+        print(f"removed stale {path}")
 
 
 @app.command()
@@ -147,6 +190,64 @@ def signals(
     frame["probability"] = frame["probability"].map("{:.3f}".format)
     frame["created_at"] = frame["created_at"].astype(str).str.slice(0, 19)
     print(tabulate(frame, headers="keys", tablefmt="github", showindex=False))
+
+
+def _airflow_host(settings: Settings) -> Any:
+    from goldsignals.airflow_host import AirflowHost
+
+    return AirflowHost(
+        home=settings.airflow_home,
+        dags_dir=settings.dags_dir,
+        host=settings.airflow_host,
+        port=settings.airflow_port,
+        parallelism=settings.airflow_parallelism,
+    )
+
+
+@airflow_app.command("start")
+def airflow_start() -> None:
+    """Write airflow.cfg, migrate the database, start the three services."""
+    from goldsignals import airflow_host
+
+    airflow = _airflow_host(_settings())
+    print(f"config: {airflow_host.write_config(airflow)}")
+    airflow_host.migrate_database(airflow)
+    for name, pid in airflow_host.start(airflow).items():
+        print(f"{name}: pid {pid}")
+    airflow_host.wait_until_healthy(airflow)
+    print(f"Airflow UI: {airflow.base_url} (user admin, password in")
+    print(f"  {airflow.passwords_file})")
+
+
+@airflow_app.command("stop")
+def airflow_stop() -> None:
+    """Stop the services `goldsignals airflow start` started, by process id."""
+    from goldsignals import airflow_host
+
+    stopped = airflow_host.stop(_airflow_host(_settings()))
+    print("stopped: " + (", ".join(stopped) if stopped else "nothing was running"))
+
+
+@airflow_app.command("status")
+def airflow_status() -> None:
+    """List the running Airflow services."""
+    from goldsignals import airflow_host
+
+    airflow = _airflow_host(_settings())
+    running = airflow_host.running_services(airflow)
+    for name in airflow_host.SERVICES:
+        state = f"pid {running[name]}" if name in running else "not running"
+        print(f"{name}: {state}")
+
+
+@airflow_app.command("config")
+def airflow_config() -> None:
+    """Write airflow.cfg and print the AIRFLOW_HOME to export."""
+    from goldsignals import airflow_host
+
+    airflow = _airflow_host(_settings())
+    airflow_host.write_config(airflow)
+    print(f"export AIRFLOW_HOME={airflow.home}")
 
 
 def entrypoint() -> None:

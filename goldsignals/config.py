@@ -63,6 +63,10 @@ class Settings(BaseSettings):
     model_name: str = "gold-direction-classifier"
     stack_config: Path = PROJECT_ROOT / "stack_configs" / "embedded.yaml"
     yahoo_timeout_seconds: float = Field(default=20.0, gt=0)
+    airflow_dags_dir: Path | None = None
+    airflow_host: str = "127.0.0.1"
+    airflow_port: int = Field(default=8080, ge=1, le=65535)
+    airflow_parallelism: int = Field(default=4, ge=1)
 
     @field_validator("ticker")
     @classmethod
@@ -108,6 +112,16 @@ class Settings(BaseSettings):
         return self.home / "mlflow" / "artifacts"
 
     @property
+    def dags_dir(self) -> Path:
+        """Where compiled Airflow DAGs are written and Airflow reads them."""
+        return self.airflow_dags_dir or PROJECT_ROOT / "dags"
+
+    @property
+    def airflow_home(self) -> Path:
+        """Airflow's home: configuration, logs, metadata database, pids."""
+        return self.home / "airflow"
+
+    @property
     def zenml_config_path(self) -> Path:
         """ZenML global configuration and local store."""
         return self.home / "zenml"
@@ -136,6 +150,7 @@ def apply_environment(settings: Settings) -> None:
         **OFFLINE_ENVIRONMENT,
         "GOLDSIGNALS_HOME": str(settings.home),
         "ZENML_CONFIG_PATH": str(settings.zenml_config_path),
+        "ZENML_LOCAL_STORES_PATH": str(settings.home),
         "ZENML_CUSTOM_SOURCE_ROOT": str(PROJECT_ROOT),
         "MPLCONFIGDIR": str(settings.home / "cache" / "matplotlib"),
         "XDG_CACHE_HOME": str(settings.home / "cache"),

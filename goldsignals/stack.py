@@ -47,6 +47,7 @@ def stack_variables(settings: Settings) -> dict[str, str]:
     return {
         "GOLDSIGNALS_HOME": str(settings.home),
         "GOLDSIGNALS_MLFLOW_TRACKING_URI": settings.tracking_uri,
+        "GOLDSIGNALS_DAGS_DIR": str(settings.dags_dir),
         **os.environ,
     }
 

@@ -1,0 +1,265 @@
+"""Airflow 3 on this host: configuration, start and stop by process id.
+
+``airflow.cfg`` is written into the Airflow home inside the state folder, so
+that every ``airflow`` command run with that ``AIRFLOW_HOME`` sees the same
+configuration: LocalExecutor, a parallelism that fits a small host, every
+service bound to 127.0.0.1, login required (Airflow's simple auth manager
+generates the admin password into a file), telemetry off.
+"""
+
+from __future__ import annotations
+
+import configparser
+import logging
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from goldsignals.errors import GoldSignalsError
+
+logger = logging.getLogger(__name__)
+
+SERVICES: dict[str, tuple[str, ...]] = {
+    "api-server": ("api-server",),
+    "scheduler": ("scheduler", "--skip-serve-logs"),
+    "dag-processor": ("dag-processor",),
+}
+PASSWORDS_FILE = "simple_auth_manager_passwords.json.generated"
+
+
+class AirflowHostError(GoldSignalsError, RuntimeError):
+    """Airflow could not be configured, started or stopped on this host."""
+
+
+@dataclass(frozen=True)
+class AirflowHost:
+    """Where and how Airflow runs on this host.
+
+    Attributes:
+        home: ``AIRFLOW_HOME``.
+        dags_dir: Folder of the DAG files.
+        host: Address every service binds to.
+        port: Port of the api-server (web UI, REST and execution API).
+        parallelism: Task slots of the LocalExecutor.
+        metadata_url: SQLAlchemy URL of Airflow's metadata database.
+    """
+
+    home: Path
+    dags_dir: Path
+    host: str = "127.0.0.1"
+    port: int = 8080
+    parallelism: int = 4
+    metadata_url: str | None = None
+
+    @property
+    def base_url(self) -> str:
+        """URL of the web UI and REST API."""
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def passwords_file(self) -> Path:
+        """The file in which Airflow writes the generated admin password."""
+        return self.home / PASSWORDS_FILE
+
+    @property
+    def pid_dir(self) -> Path:
+        """Folder of one ``<service>.pid`` file per started service."""
+        return self.home / "run"
+
+
+def _sections(
+    airflow: AirflowHost, keys: Mapping[str, str]
+) -> dict[str, dict[str, str]]:
+    metadata = airflow.metadata_url or f"sqlite:///{airflow.home / 'airflow.db'}"
+    return {
+        "core": {
+            "dags_folder": str(airflow.dags_dir),
+            "executor": "LocalExecutor",
+            "parallelism": str(airflow.parallelism),
+            "max_active_tasks_per_dag": str(max(1, airflow.parallelism // 2)),
+            "load_examples": "False",
+            "simple_auth_manager_users": "admin:admin",
+            "simple_auth_manager_all_admins": "False",
+            "simple_auth_manager_passwords_file": str(airflow.passwords_file),
+            "execution_api_server_url": f"{airflow.base_url}/execution/",
+            "dag_ignore_file_syntax": "glob",
+        },
+        "database": {"sql_alchemy_conn": metadata},
+        "logging": {"base_log_folder": str(airflow.home / "logs")},
+        "api": {
+            "host": airflow.host,
+            "port": str(airflow.port),
+            "base_url": airflow.base_url,
+            "secret_key": keys["secret_key"],
+            "expose_config": "False",
+            "workers": "1",
+        },
+        "api_auth": {"jwt_secret": keys["jwt_secret"]},
+        "scheduler": {"enable_health_check": "False"},
+        "dag_processor": {"refresh_interval": "20", "min_file_process_interval": "20"},
+        "usage_data_collection": {"enabled": "False"},
+    }
+
+
+def _existing_keys(path: Path) -> dict[str, str]:
+    parser = configparser.ConfigParser(interpolation=None)
+    parser.read(path)
+    return {
+        "secret_key": parser.get("api", "secret_key", fallback=""),
+        "jwt_secret": parser.get("api_auth", "jwt_secret", fallback=""),
+    }
+
+
+def write_config(airflow: AirflowHost) -> Path:
+    """Write ``airflow.cfg`` (mode 600); secrets are generated once and kept.
+
+    Returns:
+        The path of the written file.
+    """
+    path = airflow.home / "airflow.cfg"
+    airflow.home.mkdir(parents=True, exist_ok=True)
+    keys = {k: v or secrets.token_urlsafe(32) for k, v in _existing_keys(path).items()}
+
+    parser = configparser.ConfigParser(interpolation=None)
+    parser.read_dict(_sections(airflow, keys))
+    with os.fdopen(
+        os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w"
+    ) as f:
+        f.write("# Written by `goldsignals airflow`; edits are overwritten.\n")
+        parser.write(f)
+    return path
+
+
+def airflow_environment(airflow: AirflowHost) -> dict[str, str]:
+    """Environment of every Airflow process: ``AIRFLOW_HOME`` and no telemetry."""
+    return {
+        **os.environ,
+        "AIRFLOW_HOME": str(airflow.home),
+        "SCARF_ANALYTICS": "false",
+        "DO_NOT_TRACK": "1",
+    }
+
+
+def _airflow(airflow: AirflowHost, *args: str) -> list[str]:
+    return [str(Path(sys.executable).with_name("airflow")), *args]
+
+
+def migrate_database(airflow: AirflowHost) -> None:
+    """Create or upgrade Airflow's metadata database."""
+    result = subprocess.run(
+        _airflow(airflow, "db", "migrate"),
+        env=airflow_environment(airflow),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise AirflowHostError(
+            f"`airflow db migrate` failed for {airflow.home}: "
+            f"{result.stderr.strip().splitlines()[-1:]}"
+        )
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def running_services(airflow: AirflowHost) -> dict[str, int]:
+    """The services whose pid file names a live process."""
+    alive: dict[str, int] = {}
+    for name in SERVICES:
+        path = airflow.pid_dir / f"{name}.pid"
+        if path.exists() and _pid_alive(pid := int(path.read_text())):
+            alive[name] = pid
+    return alive
+
+
+def start(airflow: AirflowHost) -> dict[str, int]:
+    """Start api-server, scheduler and dag-processor in the background.
+
+    Services already running are left alone. Output goes to
+    ``<home>/logs/<service>.out``.
+
+    Returns:
+        Service name -> process id.
+    """
+    airflow.pid_dir.mkdir(parents=True, exist_ok=True)
+    (airflow.home / "logs").mkdir(parents=True, exist_ok=True)
+    pids = running_services(airflow)
+
+    for name, args in SERVICES.items():
+        if name in pids:
+            continue
+        out = (airflow.home / "logs" / f"{name}.out").open("ab")
+        process = subprocess.Popen(
+            _airflow(airflow, *args),
+            env=airflow_environment(airflow),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        (airflow.pid_dir / f"{name}.pid").write_text(str(process.pid))
+        pids[name] = process.pid
+        logger.info("Started Airflow %s (pid %d)", name, process.pid)
+    return pids
+
+
+def wait_until_healthy(airflow: AirflowHost, *, timeout: float = 120.0) -> None:
+    """Wait for the api-server's health endpoint to answer.
+
+    Raises:
+        AirflowHostError: If it does not answer in ``timeout`` seconds.
+    """
+    url = f"{airflow.base_url}/api/v2/monitor/health"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=5) as response:
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            time.sleep(1.0)
+    raise AirflowHostError(
+        f"Airflow's api-server did not answer at {url} within {timeout:.0f} s; "
+        f"see {airflow.home / 'logs' / 'api-server.out'}"
+    )
+
+
+def stop(airflow: AirflowHost, *, timeout: float = 30.0) -> list[str]:
+    """Stop the started services by process id (their whole process group).
+
+    Returns:
+        Names of the services that were stopped.
+    """
+    stopped = []
+    for name, pid in running_services(airflow).items():
+        os.killpg(pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while _pid_alive(pid) and time.monotonic() < deadline:
+            _reap(pid)
+            time.sleep(0.2)
+        if _pid_alive(pid):
+            os.killpg(pid, signal.SIGKILL)
+        (airflow.pid_dir / f"{name}.pid").unlink(missing_ok=True)
+        stopped.append(name)
+        logger.info("Stopped Airflow %s (pid %d)", name, pid)
+    return stopped
+
+
+def _reap(pid: int) -> None:
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        return
