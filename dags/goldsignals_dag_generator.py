@@ -30,6 +30,7 @@ import subprocess
 import sys
 import tempfile
 import zipfile
+from collections.abc import Callable
 from typing import Any
 
 from pydantic import BaseModel, Field
@@ -99,7 +100,12 @@ def step_command(task: TaskConfiguration, python: str) -> list[str]:
     return command + list(task.arguments)
 
 
-def run_step(command: list[str], environment: dict[str, str], log: Any) -> int:
+def run_step(
+    command: list[str],
+    environment: dict[str, str],
+    log: Any,
+    on_start: Callable[[subprocess.Popen[str]], None] | None = None,
+) -> int:
     """Run one step to completion, streaming its output lines to ``log``.
 
     Each step runs in a fresh temporary working directory and its own
@@ -109,8 +115,9 @@ def run_step(command: list[str], environment: dict[str, str], log: Any) -> int:
     Returns:
         The step's exit status.
     """
-    with tempfile.TemporaryDirectory(prefix="zenml-step-") as workdir:
-        process = subprocess.Popen(
+    with (
+        tempfile.TemporaryDirectory(prefix="zenml-step-") as workdir,
+        subprocess.Popen(
             command,
             cwd=workdir,
             env=environment,
@@ -118,8 +125,10 @@ def run_step(command: list[str], environment: dict[str, str], log: Any) -> int:
             stderr=subprocess.STDOUT,
             text=True,
             start_new_session=True,
-        )
-        run_step.current = process  # type: ignore[attr-defined]
+        ) as process,
+    ):
+        if on_start is not None:
+            on_start(process)
         assert process.stdout is not None
         for line in process.stdout:
             log.info("%s", line.rstrip())
@@ -201,24 +210,26 @@ def _build_dag(dag_config: DagConfiguration) -> Any:
             super().__init__(**kwargs)
             self.task_config = task_config
             self.python = python or sys.executable
+            self._process: subprocess.Popen[str] | None = None
 
         def execute(self, context: Any) -> None:
             task = TaskConfiguration.model_validate(self.task_config)
             command = step_command(task, self.python)
             self.log.info("Running ZenML step %s: %s", task.zenml_step_name, command)
-            status = run_step(
-                command, step_environment(task, str(context["run_id"])), self.log
-            )
+            environment = step_environment(task, str(context["run_id"]))
+            status = run_step(command, environment, self.log, self._remember)
             if status != 0:
                 raise AirflowException(
                     f"ZenML step {task.zenml_step_name} exited with status {status}; "
                     "its output is above in this log"
                 )
 
+        def _remember(self, process: subprocess.Popen[str]) -> None:
+            self._process = process
+
         def on_kill(self) -> None:
-            process = getattr(run_step, "current", None)
-            if process is not None and process.poll() is None:
-                os.killpg(process.pid, signal.SIGTERM)
+            if self._process is not None and self._process.poll() is None:
+                os.killpg(self._process.pid, signal.SIGTERM)
 
     dag_args = dict(dag_config.dag_args)
     schedule_assets = dag_args.pop("schedule_assets", None)
