@@ -19,11 +19,12 @@ export MLFLOW_DISABLE_TELEMETRY := true
 export DO_NOT_TRACK := 1
 export ZENML_CONFIG_PATH := $(GOLDSIGNALS_HOME)/zenml
 export ZENML_LOCAL_STORES_PATH := $(GOLDSIGNALS_HOME)
+export AIRFLOW_HOME := $(GOLDSIGNALS_HOME)/airflow
 
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | md5sum | cut -c1-12)
 
-.PHONY: help install stack run train infer signals test test-fast lint format \
-	check lock clean distclean
+.PHONY: help install system-deps stack run train infer signals airflow compile \
+	down test test-fast lint format check lock clean distclean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | \
@@ -34,7 +35,7 @@ $(STAMP): pyproject.toml constraints.txt
 		"goldsignals needs Python 3.11, found " + sys.version.split()[0]'
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev,airflow]'
 	@rm -f $(VENV)/.installed-*
 	@touch $@
 
@@ -56,7 +57,25 @@ infer: stack ## Run only the inference pipeline
 signals: install ## Print the newest signals
 	$(BIN)/goldsignals signals
 
-test: install ## Run every test (unit and end to end)
+airflow: install ## Airflow on this host: register the stack, compile DAGs, start
+	$(BIN)/goldsignals stack --config stack_configs/airflow_local.yaml
+	$(BIN)/goldsignals compile
+	$(BIN)/goldsignals airflow start
+
+compile: install ## Recompile the DAGs on the active (Airflow) stack
+	$(BIN)/goldsignals compile
+
+down: ## Stop every service `make airflow` started (by process id)
+	@test ! -x $(BIN)/goldsignals || $(BIN)/goldsignals airflow stop
+
+system-deps: ## Debian packages the tests need (Chromium for the UI test)
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || { \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+			apt-get install -y -qq chromium chromium-driver >/dev/null; \
+		else echo "install chromium and chromium-driver (Debian) for the UI test"; fi; }
+
+test: install system-deps ## Run every test (unit, end to end, Airflow, browser)
 	$(BIN)/pytest
 
 test-fast: install ## Run the tests that need no pipeline run
