@@ -22,8 +22,9 @@ logger = logging.getLogger(__name__)
 OHLC_COLUMNS = ("open", "high", "low", "close")
 _LISTED = 5
 _FIX_HINT = (
-    "Fix or remove these rows in the source file (GOLDSIGNALS_PRICE_CSV or "
-    "GOLDSIGNALS_SEED_CSV), or delete the stored history to refetch it."
+    "Fix or remove these rows in the source (the file named by "
+    "GOLDSIGNALS_PRICE_CSV or GOLDSIGNALS_SEED_CSV) and run again; rows that "
+    "fail these rules are never stored."
 )
 
 
@@ -107,6 +108,19 @@ def validate_prices(frame: pd.DataFrame) -> pd.DataFrame:
         return PRICE_SCHEMA.validate(frame, lazy=True)
     except pa.errors.SchemaErrors as exc:
         raise PriceValidationError(_violations_message(exc.failure_cases)) from exc
+
+
+def check_prices(frame: pd.DataFrame) -> None:
+    """Raise if ``frame`` would fail :func:`clean_prices`; change nothing.
+
+    The loader calls it before a price file or a download joins the stored
+    history, so that rejected rows never get stored.
+
+    Raises:
+        PriceValidationError: A rule of PRICE_SCHEMA is broken.
+    """
+    filled = frame.dropna(how="all", subset=list(OHLC_COLUMNS))
+    validate_prices(_weekdays(filled))
 
 
 def clean_prices(

@@ -26,7 +26,12 @@ import pandas as pd
 import yfinance as yf
 from yfinance.exceptions import YFPricesMissingError
 
-from goldsignals.errors import PriceDataError, PriceSourceUnavailableError
+from goldsignals.cleaning import check_prices
+from goldsignals.errors import (
+    PriceDataError,
+    PriceSourceUnavailableError,
+    PriceValidationError,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -280,6 +285,22 @@ def write_history(path: Path, frame: pd.DataFrame) -> None:
     logger.info("Stored history %s: %s", path, describe_span(frame))
 
 
+def store_checked(path: Path, frame: pd.DataFrame, origin: str) -> None:
+    """Write ``frame`` as the history only if it passes the price schema.
+
+    Raises:
+        PriceValidationError: Naming ``origin``; the stored history is left
+            as it was.
+    """
+    try:
+        check_prices(frame)
+    except PriceValidationError as exc:
+        raise PriceValidationError(
+            f"{origin} was not added to the price history {path}: {exc}"
+        ) from exc
+    write_history(path, frame)
+
+
 def load_prices(
     *,
     ticker: str,
@@ -368,7 +389,8 @@ class _YahooPlan:
     def _from_fetch(self, stored: pd.DataFrame, new: pd.DataFrame) -> LoadedPrices:
         merged = merge_history(stored, new)
         if not new.empty:
-            write_history(self.history_path, merged)
+            origin = f"the Yahoo download of {self.ticker}"
+            store_checked(self.history_path, merged, origin)
         return self._result(merged, "yahoo", stale=False, fetched_rows=len(new))
 
     def _fall_back(
@@ -385,7 +407,20 @@ class _YahooPlan:
             _last_date(stored).isoformat(),
             _first_line(exc),
         )
-        return self._result(stored, "history", stale=True, fetched_rows=0)
+        filled = self._fill_from_seed(stored)
+        return self._result(filled, "history", stale=True, fetched_rows=0)
+
+    def _fill_from_seed(self, stored: pd.DataFrame) -> pd.DataFrame:
+        """Add the seed file's dates that the history lacks (stored rows win)."""
+        if self.seed_csv is None or not self.seed_csv.is_file():
+            return stored
+        merged = merge_history(read_price_csv(self.seed_csv), stored)
+        added = len(merged) - len(stored)
+        if added == 0:
+            return stored
+        store_checked(self.history_path, merged, f"seed file {self.seed_csv}")
+        logger.info("Filled %d dates of the history from %s", added, self.seed_csv)
+        return merged
 
     def _seed(self, reason: str, cause: Exception | None) -> LoadedPrices:
         if self.seed_csv is None:
@@ -410,7 +445,7 @@ class _YahooPlan:
             self.seed_csv,
         )
         seeded = read_price_csv(self.seed_csv)
-        write_history(self.history_path, seeded)
+        store_checked(self.history_path, seeded, f"seed file {self.seed_csv}")
         return self._result(seeded, "seed_csv", stale=True, fetched_rows=len(seeded))
 
     def _result(
@@ -434,7 +469,7 @@ def _load_from_csv(
 
     new = read_price_csv(price_csv)
     merged = merge_history(stored, new)
-    write_history(history_path, merged)
+    store_checked(history_path, merged, f"price file {price_csv}")
     return LoadedPrices(merged, "csv", _last_date(merged), False, len(new))
 
 
@@ -529,12 +564,19 @@ def _parse_dates(index: pd.Index) -> pd.DatetimeIndex:
 def _dedupe_sorted(frame: pd.DataFrame) -> pd.DataFrame:
     doubled = frame.index.duplicated(keep="last")
     if doubled.any():
-        logger.info(
-            "Dropped %d rows of duplicated dates (kept the last)", doubled.sum()
+        logger.warning(
+            "Dropped %d rows of duplicated dates, keeping the last row of each; "
+            "first duplicated dates: %s",
+            doubled.sum(),
+            _iso_list(frame.index[doubled]),
         )
     ordered = frame[~doubled].sort_index(kind="stable")
     dates = pd.DatetimeIndex(ordered.index.to_numpy(), name="date")
     return ordered.set_axis(dates)
+
+
+def _iso_list(dates: pd.Index) -> list[str]:
+    return [f"{stamp:%Y-%m-%d}" for stamp in dates[:_LISTED]]
 
 
 def _read_cells(path: Path) -> pd.DataFrame:

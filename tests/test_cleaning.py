@@ -192,7 +192,7 @@ def test_validate_prices_reports_every_rule_and_the_fix() -> None:
     message = str(caught.value)
     assert "break 3 rule(s)" in message
     assert "open must be greater than 0: 1 row, first: 2024-01-03 (-1.0)" in message
-    assert "fix or remove these rows in the source file" in message.lower()
+    assert "fix or remove these rows in the source" in message.lower()
 
 
 def test_validate_prices_rejects_extra_column() -> None:

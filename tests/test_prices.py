@@ -15,7 +15,11 @@ import yfinance
 from yfinance.exceptions import YFPricesMissingError
 
 from goldsignals import prices
-from goldsignals.errors import PriceDataError, PriceSourceUnavailableError
+from goldsignals.errors import (
+    PriceDataError,
+    PriceSourceUnavailableError,
+    PriceValidationError,
+)
 from goldsignals.prices import (
     PRICE_COLUMNS,
     fetch_yahoo,
@@ -684,3 +688,93 @@ def test_load_prices_csv_source_without_file_names_setting(tmp_path: Path) -> No
             history_path=tmp_path / "GC_F.parquet",
             history_start=START,
         )
+
+
+def _csv_of(frame: pd.DataFrame, path: Path) -> Path:
+    frame.rename_axis("Date").rename(columns=str.title).to_csv(path)
+    return path
+
+
+def test_load_prices_rejected_csv_leaves_history_untouched(tmp_path: Path) -> None:
+    history = tmp_path / "GC_F.parquet"
+    write_history(history, _bars(["2024-01-04", "2024-01-05"]))
+    bad = _bars(["2024-01-08", "2024-01-09"]).assign(close=[101.0, -5.0])
+    price_file = _csv_of(bad, tmp_path / "bad.csv")
+
+    with pytest.raises(
+        PriceValidationError, match=r"(?s)bad\.csv was not added.*2024-01-09"
+    ):
+        load_prices(
+            ticker="GC=F",
+            source="csv",
+            history_path=history,
+            price_csv=price_file,
+            history_start=START,
+        )
+
+    assert list(read_history(history).index.strftime("%Y-%m-%d")) == [
+        "2024-01-04",
+        "2024-01-05",
+    ]
+
+
+def test_load_prices_fixed_csv_replaces_rejected_rows(tmp_path: Path) -> None:
+    history = tmp_path / "GC_F.parquet"
+    bad = _bars(["2024-01-08", "2024-01-09"]).assign(close=[101.0, -5.0])
+    options: dict[str, Any] = {
+        "ticker": "GC=F",
+        "source": "csv",
+        "history_path": history,
+        "price_csv": _csv_of(bad, tmp_path / "prices.csv"),
+        "history_start": START,
+    }
+    with pytest.raises(PriceValidationError):
+        load_prices(**options)
+
+    _csv_of(bad.assign(close=[101.0, 102.0]), tmp_path / "prices.csv")
+    loaded = load_prices(**options)
+
+    assert list(loaded.prices["close"]) == [101.0, 102.0]
+
+
+def test_load_prices_rejected_download_not_stored(tmp_path: Path) -> None:
+    history = tmp_path / "GC_F.parquet"
+    write_history(history, _bars(["2024-01-04"]))
+    download = _bars(["2024-01-05"]).assign(open=0.0)
+    fetcher = _recording_fetcher([download], [])
+
+    with pytest.raises(PriceValidationError, match="Yahoo download of GC=F"):
+        _load(history, fetcher, today=datetime.date(2024, 1, 5))
+
+    assert len(read_history(history)) == 1
+
+
+def test_load_prices_unreachable_fills_gaps_from_seed(tmp_path: Path) -> None:
+    history = tmp_path / "GC_F.parquet"
+    write_history(history, _bars(["2024-01-05"], close=200.0))
+    seed = _csv_of(
+        _bars(["2024-01-03", "2024-01-04", "2024-01-05"]), tmp_path / "s.csv"
+    )
+
+    loaded = _load(
+        history,
+        _unreachable_fetcher([]),
+        seed_csv=seed,
+        today=datetime.date(2024, 1, 8),
+    )
+
+    assert (loaded.source, loaded.stale) == ("history", True)
+    assert list(loaded.prices["close"]) == [100.0, 100.0, 200.0]
+    assert len(read_history(history)) == 3
+
+
+def test_normalize_prices_duplicates_warn_with_dates(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    raw = pd.concat([_bars(["2024-01-04", "2024-01-05"]), _bars(["2024-01-05"], 7.0)])
+
+    with caplog.at_level(logging.WARNING):
+        frame = prices.normalize_prices(raw)
+
+    assert frame.loc["2024-01-05", "close"] == 7.0
+    assert "first duplicated dates: ['2024-01-05']" in caplog.text
