@@ -77,8 +77,11 @@ def stack(
     """Register (or update) the ZenML stack from a YAML file and activate it."""
     settings = _settings()
     _hand_logging_to_zenml()
+    from zenml.config.global_config import GlobalConfiguration
+
     from goldsignals.stack import load_stack_spec, register_stack, stack_variables
 
+    GlobalConfiguration().analytics_opt_in = False
     path = config or settings.stack_config
     spec = load_stack_spec(path, stack_variables(settings))
     for line in register_stack(spec):
@@ -124,16 +127,16 @@ def run(
     ] = None,
 ) -> None:
     """Run one pipeline, or all three in order, on the active ZenML stack."""
-    _settings()
     names = _pipeline_names(pipeline)
     if config is not None and len(names) > 1:
         raise typer.BadParameter("--config applies to a single pipeline")
+    _settings()
     _hand_logging_to_zenml()
-    from zenml_pipelines import configured_pipeline
+    from zenml_pipelines import run_pipeline
 
     for name in names:
         logger.info("Running pipeline %s", name)
-        configured_pipeline(name, config)()
+        run_pipeline(name, config)
 
 
 @app.command(name="compile")
@@ -144,8 +147,8 @@ def compile_dags(
     ] = "all",
 ) -> None:
     """Compile pipelines into Airflow DAG files (needs an Airflow stack)."""
-    settings = _settings()
     names = _pipeline_names(pipeline)
+    settings = _settings()
     _hand_logging_to_zenml()
     from zenml.client import Client
 

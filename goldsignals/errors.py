@@ -31,3 +31,7 @@ class ModelNotFoundError(GoldSignalsError, LookupError):
 
 class SignalStoreError(GoldSignalsError, RuntimeError):
     """The signals database cannot be reached or written."""
+
+
+class PipelineRunError(GoldSignalsError, RuntimeError):
+    """A pipeline could not start or one of its steps failed."""

@@ -86,10 +86,17 @@ def create_signal_engine(url: str) -> Engine:
     except SQLAlchemyError as exc:
         raise SignalStoreError(
             f"cannot open the signals database {redacted_url(url)}: "
-            f"{exc.__class__.__name__}; check that it runs and that "
+            f"{_cause(exc)}; check that it runs and that "
             "GOLDSIGNALS_SIGNALS_DB_URL is right"
         ) from exc
     return engine
+
+
+def _cause(exc: SQLAlchemyError) -> str:
+    """The driver's first line of explanation, without any password."""
+    original = getattr(exc, "orig", None) or exc
+    first = str(original).strip().splitlines()[:1]
+    return f"{type(original).__name__}: {first[0] if first else ''}".rstrip(": ")
 
 
 def _validate_rows(rows: list[dict[str, Any]]) -> None:
@@ -160,7 +167,7 @@ def write_signals(engine: Engine, rows: Iterable[Mapping[str, Any]]) -> int:
         raise SignalStoreError(
             f"writing {len(batch)} signal rows to "
             f"{redacted_url(str(engine.url))} failed and was rolled back: "
-            f"{exc.__class__.__name__}"
+            f"{_cause(exc)}"
         ) from exc
 
     logger.info("Wrote %d signal rows to %s", len(batch), engine.url.database)

@@ -64,18 +64,25 @@ def _check_split_arguments(test_fraction: float, gap: int) -> None:
         raise FeatureError(f"gap {gap!r} must be 0 or more rows; use the label horizon")
 
 
-def _check_side_sizes(labelled: int, train: int, test: int, gap: int) -> None:
+def _check_side_sizes(
+    labelled: int, train: int, test: int, gap: int, min_rows: int
+) -> None:
     """Raise FeatureError when either side of the split would be too small."""
-    if min(train, test) < MIN_ROWS_PER_SIDE:
+    if min(train, test) < min_rows:
         raise FeatureError(
             f"{labelled} labelled rows give {train} train rows, a gap of {gap} "
-            f"and {test} test rows; each side needs at least {MIN_ROWS_PER_SIDE} "
-            "rows: supply more history or change test_fraction"
+            f"and {test} test rows; each side needs at least {min_rows} "
+            "rows to train and evaluate a model: supply more history or change "
+            "test_fraction"
         )
 
 
 def chronological_split(
-    frame: pd.DataFrame, *, test_fraction: float = 0.2, gap: int = 1
+    frame: pd.DataFrame,
+    *,
+    test_fraction: float = 0.2,
+    gap: int = 1,
+    min_rows: int = MIN_ROWS_PER_SIDE,
 ) -> SplitFrames:
     """Split the labelled rows of a feature frame by date, without shuffling.
 
@@ -86,6 +93,8 @@ def chronological_split(
             (rounded to whole rows).
         gap: Rows dropped between train and test; equal to the label horizon
             it keeps every train label free of test-window prices.
+        min_rows: Fewest rows each side may have (at least
+            ``MIN_ROWS_PER_SIDE``).
 
     Returns:
         The train and test frames, with every column of ``frame``.
@@ -103,7 +112,8 @@ def chronological_split(
     labelled = labelled_rows(frame)
     test_rows = round(len(labelled) * test_fraction)
     train_rows = len(labelled) - test_rows - gap
-    _check_side_sizes(len(labelled), train_rows, test_rows, gap)
+    floor = max(min_rows, MIN_ROWS_PER_SIDE)
+    _check_side_sizes(len(labelled), train_rows, test_rows, gap, floor)
     split = SplitFrames(
         train=labelled.iloc[:train_rows], test=labelled.iloc[-test_rows:]
     )

@@ -249,3 +249,12 @@ def test_scale_features_rejects_missing_columns(real_split: SplitFrames) -> None
 
     with pytest.raises(FeatureError, match=r"lacks columns \['macd', 'stoch_d'\]"):
         scale_features(scaler, frame)
+
+
+def test_chronological_split_min_rows_floor_named() -> None:
+    index = pd.bdate_range("2024-01-01", periods=100, name="date")
+    frame = pd.DataFrame(0.0, index=index, columns=[*FEATURE_COLUMNS, "forward_return"])
+    frame["target"] = 1.0
+
+    with pytest.raises(FeatureError, match="each side needs at least 60 rows"):
+        chronological_split(frame, test_fraction=0.2, gap=1, min_rows=60)

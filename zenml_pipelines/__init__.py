@@ -19,6 +19,13 @@ PIPELINES: dict[str, tuple[str, str]] = {
 """Command-line name -> (module, pipeline function); in daily order."""
 
 
+PREREQUISITES: dict[str, tuple[str, ...]] = {
+    "training": ("train_set_scaled", "feature_scaler", "train_set", "test_set"),
+    "inference": ("feature_frame",),
+}
+"""Artifacts a pipeline reads by name; the feature pipeline produces them."""
+
+
 def config_path(name: str) -> Path:
     """The YAML file holding the step parameters of pipeline ``name``."""
     return CONFIG_DIR / f"{name.replace('-', '_')}.yaml"
@@ -33,3 +40,75 @@ def configured_pipeline(name: str, config: Path | None = None) -> Any:
     module_name, attribute = PIPELINES[name]
     pipeline = getattr(importlib.import_module(module_name), attribute)
     return pipeline.with_options(config_path=str(config or config_path(name)))
+
+
+def check_prerequisites(name: str) -> None:
+    """Fail early, with the fix, when the stack or the input artifacts are missing.
+
+    Raises:
+        PipelineRunError: The active stack lacks MLflow, or an artifact that
+            pipeline ``name`` reads has never been produced.
+    """
+    from zenml.client import Client
+
+    from goldsignals.errors import PipelineRunError
+
+    client = Client()
+    stack = client.active_stack_model
+    if stack.components.get(_tracker_type()) is None:
+        raise PipelineRunError(
+            f"the active ZenML stack {stack.name!r} has no MLflow experiment "
+            "tracker; register goldsignals' stack first: `goldsignals stack` "
+            "(`make run` does it)"
+        )
+    missing = [
+        artifact
+        for artifact in PREREQUISITES.get(name, ())
+        if not client.list_artifact_versions(artifact=artifact, size=1).items
+    ]
+    if missing:
+        raise PipelineRunError(
+            f"pipeline {name} reads artifact(s) {missing}, which no run has "
+            "produced yet; run the feature engineering pipeline first: "
+            "`goldsignals run feature-engineering`"
+        )
+
+
+def _tracker_type() -> Any:
+    from zenml.enums import StackComponentType
+
+    return StackComponentType.EXPERIMENT_TRACKER
+
+
+def run_pipeline(name: str, config: Path | None = None) -> None:
+    """Run pipeline ``name`` and turn a failed step into one clear error.
+
+    Raises:
+        PipelineRunError: A prerequisite is missing, or a step failed; the
+            message names the step and repeats its error.
+    """
+    from goldsignals.errors import PipelineRunError
+
+    if config is not None and not config.is_file():
+        raise PipelineRunError(f"pipeline configuration {config} does not exist")
+    check_prerequisites(name)
+    pipeline = configured_pipeline(name, config)
+    try:
+        pipeline()
+    except RuntimeError as exc:
+        raise PipelineRunError(_failure_summary(pipeline.name, exc)) from exc
+
+
+def _failure_summary(pipeline_name: str, exc: Exception) -> str:
+    from zenml.client import Client
+
+    run = Client().get_pipeline(pipeline_name).last_run
+    failed = [step for step in run.steps.values() if str(step.status) == "failed"]
+    reasons = [
+        f"step {step.name} failed: "
+        f"{step.exception_info.message if step.exception_info else exc}"
+        for step in failed
+    ]
+    return f"pipeline {pipeline_name} (run {run.name}): " + (
+        "; ".join(reasons) or str(exc)
+    )

@@ -1,0 +1,94 @@
+"""The command line as a user calls it: clear one-line errors, exit status 2."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BIN = Path(sys.executable).parent
+
+
+def _goldsignals(
+    home: Path, *args: str, extra: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ZENML_")}
+    env.update(GOLDSIGNALS_HOME=str(home), ZENML_CONFIG_PATH=str(home / "zenml"))
+    env.update(extra or {})
+    return subprocess.run(
+        [str(BIN / "goldsignals"), *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+def test_run_unknown_pipeline_named_and_nothing_written(tmp_path: Path) -> None:
+    result = _goldsignals(tmp_path / "home", "run", "nosuch")
+
+    assert result.returncode == 2
+    assert "unknown pipeline 'nosuch'" in result.stderr
+    assert not (tmp_path / "home").exists()
+
+
+def test_signals_limit_zero_rejected(tmp_path: Path) -> None:
+    result = _goldsignals(tmp_path, "signals", "--limit", "0")
+
+    assert result.returncode == 2
+    assert "--limit" in result.stderr
+
+
+@pytest.mark.e2e
+def test_run_inference_without_stack_says_register(tmp_path: Path) -> None:
+    result = _goldsignals(tmp_path, "run", "inference")
+
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1].startswith("error: the active")
+    assert "`goldsignals stack`" in result.stderr
+
+
+@pytest.mark.e2e
+def test_run_training_before_features_says_run_features(tmp_path: Path) -> None:
+    assert _goldsignals(tmp_path, "stack").returncode == 0
+
+    result = _goldsignals(tmp_path, "run", "training")
+
+    assert result.returncode == 2
+    last = result.stderr.strip().splitlines()[-1]
+    assert "run the feature engineering pipeline first" in last
+    assert "train_set_scaled" in last
+
+
+@pytest.mark.e2e
+def test_run_with_missing_config_file_named(tmp_path: Path) -> None:
+    assert _goldsignals(tmp_path, "stack").returncode == 0
+
+    result = _goldsignals(tmp_path, "run", "training", "--config", "nope.yaml")
+
+    assert result.returncode == 2
+    assert "nope.yaml does not exist" in result.stderr
+
+
+@pytest.mark.e2e
+def test_run_failing_step_ends_with_step_error(tmp_path: Path) -> None:
+    prices = tmp_path / "prices.csv"
+    prices.write_text(
+        "Date,Open,High,Low,Close,Volume\n"
+        "2024-01-04,10,11,9,10,1\n"
+        "2024-01-05,10,11,9,-5,1\n"
+    )
+    assert _goldsignals(tmp_path, "stack").returncode == 0
+
+    csv = {"GOLDSIGNALS_PRICE_SOURCE": "csv", "GOLDSIGNALS_PRICE_CSV": str(prices)}
+
+    result = _goldsignals(tmp_path, "run", "feature-engineering", extra=csv)
+
+    assert result.returncode == 2
+    assert "step data_loader failed" in result.stderr
+    assert "2024-01-05 (-5.0)" in result.stderr
+    assert not (tmp_path / "data" / "prices").exists()
