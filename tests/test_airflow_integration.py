@@ -75,6 +75,7 @@ def airflow_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, 
         GOLDSIGNALS_AIRFLOW_PORT=str(_free_port()),
         AIRFLOW_HOME=str(home / "airflow"),
         ZENML_CONFIG_PATH=str(home / "zenml"),
+        HOME=str(home / "user_home"),
     )
     goldsignals = str(BIN / "goldsignals")
     _run(env, goldsignals, "stack", "--config", "stack_configs/airflow_local.yaml")
@@ -130,6 +131,26 @@ def _zenml_runs(env: dict[str, str]) -> list[tuple[str, str]]:
     )
     output = _run(env, sys.executable, "-c", code).strip().splitlines()[-1]
     return [(name, status) for name, status in json.loads(output)]
+
+
+def test_step_processes_write_nothing_into_home(
+    airflow_env: dict[str, str], trained: dict[str, float]
+) -> None:
+    home = Path(airflow_env["HOME"])
+
+    assert not (home / ".config" / "zenml").exists()
+    assert not (home / ".config" / "mlflow").exists()
+
+
+def test_compiled_dags_carry_state_paths(airflow_env: dict[str, str]) -> None:
+    dags = Path(airflow_env["GOLDSIGNALS_AIRFLOW_DAGS_DIR"])
+    path = dags / "gold_training.zip"
+
+    config = json.loads(subprocess.check_output(["unzip", "-p", path, "config.json"]))
+
+    environment = config["tasks"][0]["environment"]
+    assert environment["ZENML_CONFIG_PATH"] == airflow_env["ZENML_CONFIG_PATH"]
+    assert environment["GOLDSIGNALS_HOME"] == airflow_env["GOLDSIGNALS_HOME"]
 
 
 def test_compile_writes_one_zip_per_pipeline(airflow_env: dict[str, str]) -> None:
@@ -237,6 +258,7 @@ def test_browser_login_shows_the_three_dags(
     if not (chromium and driver):
         pytest.skip("Debian packages chromium and chromium-driver are not installed")
     from selenium import webdriver
+    from selenium.common.exceptions import TimeoutException
     from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions
@@ -260,20 +282,23 @@ def test_browser_login_shows_the_three_dags(
     screenshot = _artifact_dir() / "airflow_dags.png"
     try:
         browser.get(running)
-        wait = WebDriverWait(browser, 60)
+        wait = WebDriverWait(browser, 120)
         wait.until(
             expected_conditions.presence_of_element_located((By.NAME, "username"))
         )
-        browser.find_element(By.NAME, "username").send_keys("admin")
+        form = browser.find_element(By.NAME, "username")
+        form.send_keys("admin")
         browser.find_element(By.NAME, "password").send_keys(_password(airflow_env))
         browser.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+        wait.until(expected_conditions.staleness_of(form))
         browser.get(f"{running}/dags")
         for dag_id in DAG_IDS:
-            wait.until(
-                expected_conditions.presence_of_element_located(
-                    (By.XPATH, f"//*[contains(text(), '{dag_id}')]")
-                )
-            )
+            locator = (By.XPATH, f"//*[contains(text(), '{dag_id}')]")
+            try:
+                wait.until(expected_conditions.presence_of_element_located(locator))
+            except TimeoutException:
+                page = browser.find_element(By.TAG_NAME, "body").text[:500]
+                pytest.fail(f"{dag_id} not shown at {browser.current_url}: {page}")
     finally:
         browser.save_screenshot(str(screenshot))
         browser.quit()

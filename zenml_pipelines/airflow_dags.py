@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -84,6 +85,30 @@ def _forget_schedule(name: str) -> None:
     logger.debug("Replaced ZenML schedule %s", name)
 
 
+STEP_ENVIRONMENT = (
+    "GOLDSIGNALS_HOME",
+    "GOLDSIGNALS_TICKER",
+    "GOLDSIGNALS_SEED_CSV",
+    "ZENML_CONFIG_PATH",
+    "ZENML_LOCAL_STORES_PATH",
+)
+"""Variables baked into every task: where the state lives (paths, no secrets)."""
+
+
+def step_environment() -> dict[str, str]:
+    """Environment each step process gets whatever the Airflow worker has.
+
+    Without ``ZENML_CONFIG_PATH`` a step process would write a second ZenML
+    configuration into the user's home; telemetry stays off.
+    """
+    environment = {k: os.environ[k] for k in STEP_ENVIRONMENT if k in os.environ}
+    return {
+        **environment,
+        "ZENML_ANALYTICS_OPT_IN": "false",
+        "MLFLOW_DISABLE_TELEMETRY": "true",
+    }
+
+
 def compile_pipeline(name: str, config: DagsConfig) -> str:
     """Compile pipeline ``name`` into its DAG zip; returns the DAG id."""
     from zenml.config import DockerSettings
@@ -116,7 +141,9 @@ def compile_pipeline(name: str, config: DagsConfig) -> str:
 
     _forget_schedule(spec.dag_id)
     pipeline.with_options(
-        schedule=schedule, settings={"orchestrator": settings, "docker": docker}
+        schedule=schedule,
+        settings={"orchestrator": settings, "docker": docker},
+        environment=step_environment(),
     )()
     logger.info("Compiled pipeline %s into DAG %s", name, spec.dag_id)
     return spec.dag_id
