@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -24,3 +26,17 @@ def shared_data() -> Path:
             f"real price data folder {folder} is absent; set GOLDSIGNALS_SHARED_DATA"
         )
     return folder
+
+
+@pytest.fixture(scope="session")
+def real_prices(shared_data: Path) -> pd.DataFrame:
+    """The real 25-year gold futures history as a plain standard price frame.
+
+    Read with pandas alone (not the project's loader), so feature and split
+    tests do not depend on the loader's behaviour.
+    """
+    prices = pd.read_csv(
+        shared_data / "gold_futures_daily.csv", parse_dates=["Date"], index_col="Date"
+    )
+    prices.columns = prices.columns.str.lower()
+    return prices.rename_axis("date").astype(np.float64)

@@ -27,10 +27,10 @@ from typing import Any
 import pandas as pd
 import pytest
 
+from tests.helpers import BIN, ROOT, isolated_env, real_price_slice, run
+
 pytestmark = pytest.mark.airflow
 
-BIN = Path(sys.executable).parent
-ROOT = Path(__file__).resolve().parents[1]
 DAG_IDS = ("gold_feature_engineering", "gold_inference", "gold_training")
 ROWS = 1500
 
@@ -41,40 +41,20 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _run(env: dict[str, str], *command: str, timeout: float = 600) -> str:
-    result = subprocess.run(
-        list(command),
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
-    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
-    return result.stdout
-
-
-def _shared_csv() -> Path:
-    data = Path(os.environ.get("GOLDSIGNALS_SHARED_DATA", ROOT.parent / "shared/data"))
-    path = data / "gold_futures_daily.csv"
-    if not path.is_file():
-        pytest.skip(f"real gold prices not found at {path}")
-    return path
+def _run(env: dict[str, str], *command: str) -> str:
+    return run(env, *command).stdout
 
 
 @pytest.fixture(scope="module")
 def airflow_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     home = tmp_path_factory.mktemp("goldsignals_airflow")
-    pd.read_csv(_shared_csv()).tail(ROWS).to_csv(home / "prices.csv", index=False)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ZENML_")}
-    env.update(
-        GOLDSIGNALS_HOME=str(home),
+    env = isolated_env(
+        home,
         GOLDSIGNALS_PRICE_SOURCE="csv",
-        GOLDSIGNALS_PRICE_CSV=str(home / "prices.csv"),
+        GOLDSIGNALS_PRICE_CSV=str(real_price_slice(home, ROWS)),
         GOLDSIGNALS_AIRFLOW_DAGS_DIR=str(home / "dags"),
         GOLDSIGNALS_AIRFLOW_PORT=str(_free_port()),
         AIRFLOW_HOME=str(home / "airflow"),
-        ZENML_CONFIG_PATH=str(home / "zenml"),
         HOME=str(home / "user_home"),
     )
     goldsignals = str(BIN / "goldsignals")

@@ -2,30 +2,18 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-BIN = Path(sys.executable).parent
+from tests.helpers import goldsignals, isolated_env
 
 
 def _goldsignals(
     home: Path, *args: str, extra: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ZENML_")}
-    env.update(GOLDSIGNALS_HOME=str(home), ZENML_CONFIG_PATH=str(home / "zenml"))
-    env.update(extra or {})
-    return subprocess.run(
-        [str(BIN / "goldsignals"), *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    return goldsignals(isolated_env(home, **(extra or {})), *args, check=False)
 
 
 def test_run_unknown_pipeline_named_and_nothing_written(tmp_path: Path) -> None:

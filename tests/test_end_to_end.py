@@ -6,79 +6,35 @@ calls the command line; the input is the last years of the real gold prices.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
+from tests.helpers import goldsignals, isolated_env, python, real_price_slice
+
 pytestmark = pytest.mark.e2e
 
-BIN = Path(sys.executable).parent
 ROWS = 1500
-
-
-def _shared_csv() -> Path:
-    root = Path(__file__).resolve().parents[1]
-    data = Path(os.environ.get("GOLDSIGNALS_SHARED_DATA", root.parent / "shared/data"))
-    path = data / "gold_futures_daily.csv"
-    if not path.is_file():
-        pytest.skip(f"real gold prices not found at {path}")
-    return path
-
-
-def _goldsignals(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(
-        [str(BIN / "goldsignals"), *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    return result
 
 
 @pytest.fixture(scope="module")
 def state(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     home = tmp_path_factory.mktemp("goldsignals_home")
-    prices = pd.read_csv(_shared_csv())
-    prices.tail(ROWS).to_csv(home / "prices_slice.csv", index=False)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ZENML_")}
-    env.update(
-        GOLDSIGNALS_HOME=str(home),
-        GOLDSIGNALS_PRICE_SOURCE="csv",
-        GOLDSIGNALS_PRICE_CSV=str(home / "prices_slice.csv"),
-        ZENML_CONFIG_PATH=str(home / "zenml"),
+    prices = real_price_slice(home, ROWS)
+    env = isolated_env(
+        home, GOLDSIGNALS_PRICE_SOURCE="csv", GOLDSIGNALS_PRICE_CSV=str(prices)
     )
-    env.pop("GOLDSIGNALS_MLFLOW_TRACKING_URI", None)
-    env.pop("GOLDSIGNALS_SIGNALS_DB_URL", None)
 
-    _goldsignals(env, "stack")
-    _goldsignals(env, "run", "all")
+    goldsignals(env, "stack")
+    goldsignals(env, "run", "all")
     return env
-
-
-def _python(env: dict[str, str], code: str) -> str:
-    result = subprocess.run(
-        [sys.executable, "-c", code],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    return result.stdout.strip()
 
 
 def test_run_all_writes_signal_for_last_price_date(state: dict[str, str]) -> None:
     last_date = pd.read_csv(state["GOLDSIGNALS_PRICE_CSV"])["Date"].iloc[-1]
 
-    output = _goldsignals(state, "signals").stdout
+    output = goldsignals(state, "signals").stdout
 
     assert last_date in output
     assert any(word in output for word in ("BUY", "SELL", "HOLD"))
@@ -88,22 +44,11 @@ def test_run_all_again_adds_no_duplicate(state: dict[str, str]) -> None:
     db = Path(state["GOLDSIGNALS_HOME"]) / "data" / "signals.db"
     count = "import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute("
     query = f"{count}'select count(*) from signals').fetchone()[0])"
-    before = _python_argv(state, query, str(db))
+    before = python(state, query, str(db))
 
-    _goldsignals(state, "run", "all")
+    goldsignals(state, "run", "all")
 
-    assert _python_argv(state, query, str(db)) == before == "1"
-
-
-def _python_argv(env: dict[str, str], code: str, *argv: str) -> str:
-    result = subprocess.run(
-        [sys.executable, "-c", code, *argv],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return result.stdout.strip()
+    assert python(state, query, str(db)) == before == "1"
 
 
 def test_mlflow_client_lists_runs_metrics_and_versions(state: dict[str, str]) -> None:
@@ -118,7 +63,7 @@ def test_mlflow_client_lists_runs_metrics_and_versions(state: dict[str, str]) ->
         "print(len(v), v[0].run_id == r.info.run_id)\n"
     )
 
-    metrics, estimator, versions = _python(state, code).splitlines()[-3:]
+    metrics, estimator, versions = python(state, code).splitlines()[-3:]
 
     for name in ("f1", "precision", "recall", "accuracy", "roc_auc"):
         assert f"'{name}'" in metrics
@@ -133,7 +78,7 @@ def test_zenml_records_three_completed_pipelines(state: dict[str, str]) -> None:
         "print(sorted({(r.pipeline.name, str(r.status)) for r in runs}))\n"
     )
 
-    output = _python(state, code).splitlines()[-1]
+    output = python(state, code).splitlines()[-1]
 
     for name in ("gold_feature_engineering", "gold_training", "gold_inference"):
         assert f"('{name}', 'completed')" in output.lower()
@@ -141,7 +86,7 @@ def test_zenml_records_three_completed_pipelines(state: dict[str, str]) -> None:
 
 
 def test_stack_registration_twice_changes_nothing(state: dict[str, str]) -> None:
-    output = _goldsignals(state, "stack").stdout
+    output = goldsignals(state, "stack").stdout
 
     assert "unchanged orchestrator gs_local_orchestrator" in output
     assert "unchanged experiment_tracker gs_mlflow_tracker_embedded" in output

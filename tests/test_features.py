@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Sequence
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -25,21 +23,7 @@ from goldsignals.features import (
     minimum_rows,
 )
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
-REAL_PRICE_FILE = "gold_futures_daily.csv"
-
 FrameFunction = Callable[[pd.DataFrame], pd.DataFrame]
-
-
-def _real_prices() -> pd.DataFrame:
-    """Read the real gold futures history as the standard price frame."""
-    default = PROJECT_ROOT.parent / "shared" / "data"
-    path = Path(os.environ.get("GOLDSIGNALS_SHARED_DATA", default)) / REAL_PRICE_FILE
-    if not path.is_file():
-        pytest.skip(f"real price file {path} is absent (GOLDSIGNALS_SHARED_DATA)")
-    prices = pd.read_csv(path, parse_dates=["Date"], index_col="Date")
-    prices.columns = prices.columns.str.lower()
-    return prices.rename_axis("date").astype(np.float64)
 
 
 def _synthetic_prices(rows: int, *, seed: int = 0) -> pd.DataFrame:
@@ -95,12 +79,6 @@ def _causality_violations(
 def _cut_positions(rows: int) -> list[int]:
     """Cut positions spread over the history, inside and after the warm-up."""
     return [30, LONGEST_WINDOW + 5, rows // 4, rows // 2, (3 * rows) // 4, rows - 2]
-
-
-@pytest.fixture(scope="module")
-def real_prices() -> pd.DataFrame:
-    """The real gold futures history (skips when the file is absent)."""
-    return _real_prices()
 
 
 @pytest.fixture(scope="module")

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import os
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -26,20 +24,7 @@ from goldsignals.splitting import (
     scale_features,
 )
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
-REAL_PRICE_FILE = "gold_futures_daily.csv"
 OTHER_COLUMNS = [FORWARD_RETURN_COLUMN, TARGET_COLUMN]
-
-
-def _real_prices() -> pd.DataFrame:
-    """Read the real gold futures history as the standard price frame."""
-    default = PROJECT_ROOT.parent / "shared" / "data"
-    path = Path(os.environ.get("GOLDSIGNALS_SHARED_DATA", default)) / REAL_PRICE_FILE
-    if not path.is_file():
-        pytest.skip(f"real price file {path} is absent (GOLDSIGNALS_SHARED_DATA)")
-    prices = pd.read_csv(path, parse_dates=["Date"], index_col="Date")
-    prices.columns = prices.columns.str.lower()
-    return prices.rename_axis("date").astype(np.float64)
 
 
 def _small_frame(rows: int, *, unlabelled: int = 1) -> pd.DataFrame:
@@ -62,12 +47,6 @@ def _rows_between(frame: pd.DataFrame, split: SplitFrames) -> int:
     dates = labelled_rows(frame).index
     after_train = dates > split.train.index[-1]
     return int((after_train & (dates < split.test.index[0])).sum())
-
-
-@pytest.fixture(scope="module")
-def real_prices() -> pd.DataFrame:
-    """The real gold futures history (skips when the file is absent)."""
-    return _real_prices()
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,68 @@
+"""Helpers of the tests that run the product as a user does: in subprocesses."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+BIN = Path(sys.executable).parent
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def isolated_env(home: Path, **extra: str) -> dict[str, str]:
+    """This process's environment with goldsignals and ZenML state in ``home``.
+
+    Inherited ZenML, database and tracking settings are dropped, so a test
+    never touches the developer's own state.
+    """
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ZENML_")}
+    for name in ("GOLDSIGNALS_MLFLOW_TRACKING_URI", "GOLDSIGNALS_SIGNALS_DB_URL"):
+        env.pop(name, None)
+    env.update(GOLDSIGNALS_HOME=str(home), ZENML_CONFIG_PATH=str(home / "zenml"))
+    env.update(extra)
+    return env
+
+
+def run(
+    env: dict[str, str], *command: str, check: bool = True, timeout: float = 600
+) -> subprocess.CompletedProcess[str]:
+    """Run ``command``; with ``check``, fail the test showing its output."""
+    result = subprocess.run(
+        list(command),
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    if check:
+        assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    return result
+
+
+def goldsignals(
+    env: dict[str, str], *args: str, check: bool = True
+) -> subprocess.CompletedProcess[str]:
+    """Run the project's command line."""
+    return run(env, str(BIN / "goldsignals"), *args, check=check)
+
+
+def python(env: dict[str, str], code: str, *argv: str) -> str:
+    """Run ``code`` in a fresh interpreter; return its stripped output."""
+    return run(env, sys.executable, "-c", code, *argv).stdout.strip()
+
+
+def real_price_slice(folder: Path, rows: int) -> Path:
+    """Write the last ``rows`` days of the real gold history as a CSV."""
+    data = Path(os.environ.get("GOLDSIGNALS_SHARED_DATA", ROOT.parent / "shared/data"))
+    path = data / "gold_futures_daily.csv"
+    if not path.is_file():
+        pytest.skip(f"real gold prices not found at {path}")
+    target = folder / "prices.csv"
+    pd.read_csv(path).tail(rows).to_csv(target, index=False)
+    return target
