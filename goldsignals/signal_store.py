@@ -25,9 +25,14 @@ logger = logging.getLogger(__name__)
 
 SIGNAL_VALUES = ("BUY", "SELL", "HOLD")
 KEY_COLUMNS = ("ticker", "as_of_date", "model_version")
+VERSION_TABLE = "goldsignals_alembic_version"
+MIGRATIONS = Path(__file__).parent / "migrations"
+_MIGRATION_LOCK = 7_404_653  # Postgres advisory lock key of schema upgrades
 
 metadata = sa.MetaData()
 
+# The query side of the table; its schema is owned by the Alembic migrations in
+# goldsignals/migrations, which also create the view latest_signals.
 signals_table = sa.Table(
     "signals",
     metadata,
@@ -48,7 +53,6 @@ signals_table = sa.Table(
     sa.CheckConstraint(
         "probability >= 0 AND probability <= 1", name="ck_signals_probability"
     ),
-    sa.Index("ix_signals_ticker_date", "ticker", "as_of_date"),
 )
 
 
@@ -57,8 +61,41 @@ def redacted_url(url: str) -> str:
     return make_url(url).render_as_string(hide_password=True)
 
 
+def _alembic_config(connection: sa.Connection) -> Any:
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.attributes["connection"] = connection
+    return config
+
+
+def migrate_schema(engine: Engine, revision: str = "head") -> None:
+    """Upgrade the schema to ``revision`` (the newest by default).
+
+    On Postgres an advisory lock serialises concurrent upgrades, so several
+    writers starting at once apply each migration exactly once.
+    """
+    _run_migration(engine, "upgrade", revision)
+
+
+def downgrade_schema(engine: Engine, revision: str = "base") -> None:
+    """Downgrade the schema to ``revision`` (``base`` removes every object)."""
+    _run_migration(engine, "downgrade", revision)
+
+
+def _run_migration(engine: Engine, direction: str, revision: str) -> None:
+    from alembic import command
+
+    with engine.begin() as connection:
+        if engine.dialect.name == "postgresql":
+            lock = sa.text("SELECT pg_advisory_xact_lock(:key)")
+            connection.execute(lock, {"key": _MIGRATION_LOCK})
+        getattr(command, direction)(_alembic_config(connection), revision)
+
+
 def create_signal_engine(url: str) -> Engine:
-    """Create an engine for ``url`` and the table if it does not exist yet.
+    """Create an engine for ``url`` and bring its schema to the newest version.
 
     For a SQLite file, its folder is created first.
 
@@ -82,7 +119,7 @@ def create_signal_engine(url: str) -> Engine:
             "sqlite:/// or postgresql+psycopg2:// URL"
         ) from exc
     try:
-        metadata.create_all(engine)
+        migrate_schema(engine)
     except SQLAlchemyError as exc:
         raise SignalStoreError(
             f"cannot open the signals database {redacted_url(url)}: "

@@ -7,12 +7,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from goldsignals.errors import SignalStoreError
 from goldsignals.signal_store import (
     count_signals,
     create_signal_engine,
+    downgrade_schema,
+    migrate_schema,
     read_latest_signals,
     redacted_url,
     write_signals,
@@ -116,3 +119,30 @@ def test_create_signal_engine_missing_driver_named() -> None:
 
     with pytest.raises(SignalStoreError, match=r"no database driver.*sqlite:///"):
         create_signal_engine(url)
+
+
+def test_migrations_create_view_of_latest_signals(engine: Engine) -> None:
+    old, new = dt.date(2026, 8, 5), dt.date(2026, 8, 6)
+    write_signals(engine, [_row(old), _row(new, version="1"), _row(new, version="2")])
+    write_signals(engine, [_row(old, ticker="GLD")])
+
+    with engine.connect() as connection:
+        rows = connection.execute(
+            sa.text("SELECT ticker, as_of_date, model_version FROM latest_signals")
+        ).fetchall()
+
+    assert sorted((r[0], str(r[1]), r[2]) for r in rows) == [
+        ("GC=F", "2026-08-06", "1"),
+        ("GC=F", "2026-08-06", "2"),
+        ("GLD", "2026-08-05", "1"),
+    ]
+
+
+def test_migrations_down_and_up_again(engine: Engine) -> None:
+    downgrade_schema(engine)
+
+    assert not sa.inspect(engine).has_table("signals")
+
+    migrate_schema(engine)
+    assert sa.inspect(engine).has_table("signals")
+    assert "latest_signals" in sa.inspect(engine).get_view_names()

@@ -1,0 +1,1 @@
+"""Alembic migrations of the signals database (SQLite or Postgres)."""
