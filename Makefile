@@ -68,12 +68,20 @@ compile: install ## Recompile the DAGs on the active (Airflow) stack
 down: ## Stop every service `make airflow` started (by process id)
 	@test ! -x $(BIN)/goldsignals || $(BIN)/goldsignals airflow stop
 
-system-deps: ## Debian packages the tests need (Chromium for the UI test)
-	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || { \
+PG_CTL := $(firstword $(wildcard /usr/lib/postgresql/*/bin/pg_ctl) \
+	$(shell command -v pg_ctl))
+
+system-deps: ## Debian packages the tests need: PostgreSQL server, Chromium
+	@missing=""; \
+	test -n "$(PG_CTL)" || missing="$$missing postgresql"; \
+	command -v chromium >/dev/null || missing="$$missing chromium"; \
+	command -v chromedriver >/dev/null || missing="$$missing chromium-driver"; \
+	if [ -n "$$missing" ]; then \
 		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-			apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
-			apt-get install -y -qq chromium chromium-driver >/dev/null; \
-		else echo "install chromium and chromium-driver (Debian) for the UI test"; fi; }
+			echo "installing$$missing"; apt-get update -qq && \
+			DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+		else echo "install the Debian packages$$missing for the tests"; exit 1; fi; \
+	fi
 
 test: install system-deps ## Run every test (unit, end to end, Airflow, browser)
 	$(BIN)/pytest

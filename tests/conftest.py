@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import os
+import shutil
+import socket
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+
+from goldsignals import postgres_host
+from goldsignals.postgres_host import PostgresHost
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
@@ -40,3 +47,35 @@ def real_prices(shared_data: Path) -> pd.DataFrame:
     )
     prices.columns = prices.columns.str.lower()
     return prices.rename_axis("date").astype(np.float64)
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresHost]:
+    """A throwaway PostgreSQL server from the host's binaries, on 127.0.0.1.
+
+    Its folder is made outside pytest's private temporary tree because, when
+    the tests run as root, the server runs as the system user ``postgres``,
+    which must be able to reach its data directory.
+    """
+    try:
+        postgres_host.find_binary("pg_ctl")
+    except postgres_host.PostgresHostError as exc:
+        pytest.skip(str(exc))
+    folder = Path(tempfile.mkdtemp(prefix="goldsignals-pg-"))
+    folder.chmod(0o755)
+    host = PostgresHost(data_dir=folder / "data", port=free_port())
+    postgres_host.initialise(host)
+    postgres_host.start(host)
+    postgres_host.wait_until_ready(host)
+
+    yield host
+
+    postgres_host.stop(host)
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])

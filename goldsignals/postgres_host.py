@@ -1,0 +1,229 @@
+"""A PostgreSQL server from the host's binaries, in a folder of ours.
+
+Used by ``make up`` where no Docker engine exists, and by the tests for a
+throwaway server. The cluster lives in a data directory inside the state folder
+and listens on 127.0.0.1 only. PostgreSQL refuses to run as root, so as root the
+server runs as the system user ``postgres`` (which owns the data directory).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import pwd
+import shutil
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from goldsignals.errors import GoldSignalsError
+
+logger = logging.getLogger(__name__)
+
+SEARCH_PATHS = ("/usr/lib/postgresql/15/bin", "/usr/lib/postgresql/16/bin")
+
+
+class PostgresHostError(GoldSignalsError, RuntimeError):
+    """The host's PostgreSQL could not be found, initialised or started."""
+
+
+@dataclass(frozen=True)
+class PostgresHost:
+    """A local PostgreSQL cluster.
+
+    Attributes:
+        data_dir: The cluster's data directory.
+        port: TCP port on 127.0.0.1.
+        superuser: Name of the cluster's superuser (trust auth on the socket
+            and on 127.0.0.1 for this user only; every other role needs a
+            password).
+    """
+
+    data_dir: Path
+    port: int = 5433
+    superuser: str = "goldsignals_admin"
+
+    @property
+    def socket_dir(self) -> Path:
+        """Folder of the Unix socket (inside the data directory's parent)."""
+        return self.data_dir.parent / "socket"
+
+    @property
+    def log_file(self) -> Path:
+        """The server's log."""
+        return self.data_dir.parent / "postgres.log"
+
+    def url(self, database: str, user: str | None = None, password: str = "") -> str:
+        """SQLAlchemy URL of ``database`` on this server."""
+        auth = user or self.superuser
+        if password:
+            auth = f"{auth}:{password}"
+        return f"postgresql+psycopg2://{auth}@127.0.0.1:{self.port}/{database}"
+
+
+def find_binary(name: str) -> Path:
+    """Locate ``pg_ctl``, ``initdb`` or ``psql``.
+
+    Raises:
+        PostgresHostError: Naming the Debian package that provides it.
+    """
+    found = shutil.which(name)
+    candidates = [Path(found)] if found else []
+    candidates += [Path(folder) / name for folder in SEARCH_PATHS]
+    for path in candidates:
+        if path.is_file():
+            return path
+    raise PostgresHostError(
+        f"{name} not found on PATH or in {', '.join(SEARCH_PATHS)}; install the "
+        "Debian package postgresql (apt-get install postgresql)"
+    )
+
+
+def _as_server_user(command: list[str]) -> list[str]:
+    if os.geteuid() != 0:
+        return command
+    return ["runuser", "-u", "postgres", "--", *command]
+
+
+def _hand_to_server_user(*paths: Path) -> None:
+    if os.geteuid() != 0:
+        return
+    user = pwd.getpwnam("postgres")
+    for path in paths:
+        os.chown(path, user.pw_uid, user.pw_gid)
+
+
+def _run(command: list[str], what: str) -> str:
+    result = subprocess.run(
+        _as_server_user(command), capture_output=True, text=True, check=False
+    )
+    if result.returncode != 0:
+        raise PostgresHostError(f"{what} failed: {result.stderr.strip()[-800:]}")
+    return result.stdout
+
+
+def initialise(host: PostgresHost) -> bool:
+    """Create the cluster if its data directory is empty.
+
+    Returns:
+        True if a cluster was created, False if one existed.
+    """
+    if (host.data_dir / "PG_VERSION").exists():
+        return False
+    for folder in (host.data_dir.parent, host.data_dir, host.socket_dir):
+        folder.mkdir(parents=True, exist_ok=True)
+        folder.chmod(0o700 if folder == host.data_dir else 0o755)
+    _hand_to_server_user(host.data_dir, host.socket_dir)
+
+    _run(
+        [
+            str(find_binary("initdb")),
+            "--pgdata",
+            str(host.data_dir),
+            "--username",
+            host.superuser,
+            "--auth-local=trust",
+            "--auth-host=scram-sha-256",
+            "--encoding=UTF8",
+            "--no-instructions",
+        ],
+        "initdb",
+    )
+    _allow_superuser_on_loopback(host)
+    logger.info("Initialised PostgreSQL cluster in %s", host.data_dir)
+    return True
+
+
+def _allow_superuser_on_loopback(host: PostgresHost) -> None:
+    hba = host.data_dir / "pg_hba.conf"
+    rule = f"host all {host.superuser} 127.0.0.1/32 trust\n"
+    hba.write_text(rule + hba.read_text())
+
+
+def is_running(host: PostgresHost) -> bool:
+    """Whether the cluster's postmaster is alive."""
+    if not (host.data_dir / "postmaster.pid").exists():
+        return False
+    command = [str(find_binary("pg_ctl")), "status", "-D", str(host.data_dir)]
+    status = subprocess.run(
+        _as_server_user(command),
+        capture_output=True,
+        check=False,
+    )
+    return status.returncode == 0
+
+
+def start(host: PostgresHost, *, timeout: float = 60.0) -> None:
+    """Start the server on 127.0.0.1 (no-op when it runs already)."""
+    if is_running(host):
+        return
+    if os.geteuid() == 0:
+        host.log_file.touch()
+        _hand_to_server_user(host.log_file)
+    options = (
+        f"-c listen_addresses=127.0.0.1 -p {host.port} "
+        f"-c unix_socket_directories={host.socket_dir} -c max_connections=100"
+    )
+    _run(
+        [
+            str(find_binary("pg_ctl")),
+            "start",
+            "-D",
+            str(host.data_dir),
+            "-l",
+            str(host.log_file),
+            "-o",
+            options,
+            "-w",
+            "-t",
+            str(int(timeout)),
+        ],
+        f"starting PostgreSQL on 127.0.0.1:{host.port} (log: {host.log_file})",
+    )
+    logger.info("PostgreSQL listens on 127.0.0.1:%d", host.port)
+
+
+def stop(host: PostgresHost) -> bool:
+    """Stop the server (fast shutdown). Returns whether it was running."""
+    if not is_running(host):
+        return False
+    _run(
+        [str(find_binary("pg_ctl")), "stop", "-D", str(host.data_dir), "-m", "fast"],
+        "stopping PostgreSQL",
+    )
+    return True
+
+
+def psql(host: PostgresHost, sql: str, *, database: str = "postgres") -> str:
+    """Run SQL as the superuser over the Unix socket; return psql's output."""
+    command = [
+        str(find_binary("psql")),
+        "-h",
+        str(host.socket_dir),
+        "-p",
+        str(host.port),
+        "-U",
+        host.superuser,
+        "-d",
+        database,
+        "-v",
+        "ON_ERROR_STOP=1",
+        "-qAt",
+        "-c",
+        sql,
+    ]
+    return _run(command, f"psql on {database}")
+
+
+def wait_until_ready(host: PostgresHost, *, timeout: float = 30.0) -> None:
+    """Wait until the server accepts connections."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            psql(host, "SELECT 1")
+        except PostgresHostError:
+            time.sleep(0.5)
+        else:
+            return
+    raise PostgresHostError(f"PostgreSQL on port {host.port} is not ready")

@@ -1,0 +1,130 @@
+"""The signals store against a real PostgreSQL server started by the tests."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import ProgrammingError
+
+from goldsignals import postgres_host
+from goldsignals.errors import SignalStoreError
+from goldsignals.postgres_host import PostgresHost
+from goldsignals.signal_store import (
+    count_signals,
+    create_signal_engine,
+    downgrade_schema,
+    migrate_schema,
+    read_latest_signals,
+    write_signals,
+)
+
+pytestmark = pytest.mark.postgres
+
+DAY = dt.date(2026, 8, 6)
+
+
+def _row(day: dt.date = DAY, version: str = "1", **extra: Any) -> dict[str, Any]:
+    row = {
+        "ticker": "GC=F",
+        "as_of_date": day,
+        "model_version": version,
+        "signal": "BUY",
+        "probability": 0.7,
+        "model_name": "gold-direction-classifier",
+        "mlflow_run_id": "run",
+        "zenml_run_id": "zen",
+    }
+    return {**row, **extra}
+
+
+@pytest.fixture
+def database(postgres: PostgresHost) -> str:
+    name = f"signals_{uuid.uuid4().hex[:8]}"
+    postgres_host.psql(postgres, f"CREATE DATABASE {name}")
+    return postgres.url(name)
+
+
+@pytest.fixture
+def engine(database: str) -> Iterator[Engine]:
+    engine = create_signal_engine(database)
+    yield engine
+    engine.dispose()
+
+
+def test_migrations_up_from_empty_and_down_again(database: str) -> None:
+    engine = sa.create_engine(database)
+
+    migrate_schema(engine)
+    inspector = sa.inspect(engine)
+    assert inspector.has_table("signals")
+    assert "latest_signals" in inspector.get_view_names()
+    downgrade_schema(engine)
+
+    inspector = sa.inspect(engine)
+    assert not inspector.has_table("signals")
+    assert inspector.get_view_names() == []
+    engine.dispose()
+
+
+def test_write_signals_twice_keeps_one_row(engine: Engine) -> None:
+    write_signals(engine, [_row(probability=0.7)])
+    write_signals(engine, [_row(probability=0.2, signal="SELL")])
+
+    stored = read_latest_signals(engine)
+
+    assert count_signals(engine) == 1
+    assert stored.loc[0, "signal"] == "SELL"
+
+
+def test_concurrent_writers_same_day_leave_one_row_per_key(database: str) -> None:
+    def write(worker: int) -> int:
+        engine = create_signal_engine(database)
+        try:
+            rows = [_row(version="1", probability=worker / 10), _row(version="2")]
+            return write_signals(engine, rows)
+        finally:
+            engine.dispose()
+
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        written = list(pool.map(write, range(6)))
+
+    engine = sa.create_engine(database)
+    with engine.connect() as connection:
+        keys = connection.execute(
+            sa.text("SELECT ticker, as_of_date, model_version FROM signals")
+        ).fetchall()
+    engine.dispose()
+    assert written == [2] * 6
+    assert sorted(str(key[2]) for key in keys) == ["1", "2"]
+
+
+def test_read_only_role_can_read_but_not_write(
+    postgres: PostgresHost, database: str, engine: Engine
+) -> None:
+    write_signals(engine, [_row()])
+    name = database.rsplit("/", 1)[1]
+    reader = f"reader_{uuid.uuid4().hex[:6]}"
+    postgres_host.psql(
+        postgres,
+        f"CREATE ROLE {reader} LOGIN PASSWORD 'pw' IN ROLE goldsignals_readonly",
+    )
+    read_only = sa.create_engine(postgres.url(name, reader, "pw"))
+
+    with read_only.connect() as connection:
+        seen = connection.execute(sa.text("SELECT count(*) FROM latest_signals"))
+        assert seen.scalar_one() == 1
+    with pytest.raises(SignalStoreError, match="permission denied for table signals"):
+        write_signals(read_only, [_row(version="9")])
+    with (
+        read_only.begin() as connection,
+        pytest.raises(ProgrammingError, match="permission denied"),
+    ):
+        connection.execute(sa.text("DELETE FROM signals"))
+    read_only.dispose()
