@@ -14,6 +14,7 @@ import logging
 import os
 import secrets
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -186,6 +187,28 @@ def running_services(airflow: AirflowHost) -> dict[str, int]:
     return alive
 
 
+def check_port_free(airflow: AirflowHost) -> None:
+    """Raise unless the api-server's port can be bound.
+
+    Raises:
+        AirflowHostError: Naming the port and the setting that changes it.
+    """
+    with socket.socket() as sock:
+        try:
+            sock.bind((airflow.host, airflow.port))
+        except OSError as exc:
+            raise AirflowHostError(
+                f"{airflow.host}:{airflow.port} is already in use ({exc.strerror}); "
+                "stop what listens there or set GOLDSIGNALS_AIRFLOW_PORT"
+            ) from exc
+
+
+def protect_password_file(airflow: AirflowHost) -> None:
+    """Make the generated password file readable by its owner only."""
+    if airflow.passwords_file.exists():
+        airflow.passwords_file.chmod(0o600)
+
+
 def start(airflow: AirflowHost) -> dict[str, int]:
     """Start api-server, scheduler and dag-processor in the background.
 
@@ -198,6 +221,8 @@ def start(airflow: AirflowHost) -> dict[str, int]:
     airflow.pid_dir.mkdir(parents=True, exist_ok=True)
     (airflow.home / "logs").mkdir(parents=True, exist_ok=True)
     pids = running_services(airflow)
+    if "api-server" not in pids:
+        check_port_free(airflow)
 
     for name, args in SERVICES.items():
         if name in pids:

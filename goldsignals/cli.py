@@ -217,7 +217,12 @@ def airflow_start() -> None:
     airflow_host.migrate_database(airflow)
     for name, pid in airflow_host.start(airflow).items():
         print(f"{name}: pid {pid}")
-    airflow_host.wait_until_healthy(airflow)
+    try:
+        airflow_host.wait_until_healthy(airflow)
+    except airflow_host.AirflowHostError:
+        airflow_host.stop(airflow)
+        raise
+    airflow_host.protect_password_file(airflow)
     print(f"Airflow UI: {airflow.base_url} (user admin, password in")
     print(f"  {airflow.passwords_file})")
 
@@ -241,6 +246,8 @@ def airflow_status() -> None:
     for name in airflow_host.SERVICES:
         state = f"pid {running[name]}" if name in running else "not running"
         print(f"{name}: {state}")
+    if len(running) < len(airflow_host.SERVICES):
+        raise typer.Exit(1)
 
 
 @airflow_app.command("config")

@@ -219,3 +219,33 @@ def test_run_step_streams_output_and_returns_status() -> None:
     assert log.lines[0].startswith("hello from ")
     assert "zenml-step-" in log.lines[0]
     assert not Path(log.lines[0].split()[-1]).exists()
+
+
+def test_dags_config_rejects_bad_cron(tmp_path: Path) -> None:
+    from zenml_pipelines.airflow_dags import (
+        DAGS_CONFIG,
+        DagsConfigError,
+        load_dags_config,
+    )
+
+    text = DAGS_CONFIG.read_text().replace('cron: "0 6 * * 6"', 'cron: "0 6 * * 8"')
+    path = tmp_path / "dags.yaml"
+    path.write_text(text)
+
+    with pytest.raises(DagsConfigError, match=r"cron '0 6 \* \* 8' is not a valid"):
+        load_dags_config(path)
+
+
+def test_dags_config_missing_pipeline_named(tmp_path: Path) -> None:
+    from zenml_pipelines.airflow_dags import (
+        DAGS_CONFIG,
+        DagsConfigError,
+        load_dags_config,
+    )
+
+    text = DAGS_CONFIG.read_text()
+    path = tmp_path / "dags.yaml"
+    path.write_text(text[: text.index("  training:")])
+
+    with pytest.raises(DagsConfigError, match=r"no DAG entry for pipeline\(s\)"):
+        load_dags_config(path)

@@ -15,13 +15,18 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError, field_validator
 
+from goldsignals.errors import GoldSignalsError
 from zenml_pipelines import CONFIG_DIR, PIPELINES, configured_pipeline
 
 logger = logging.getLogger(__name__)
 
 DAGS_CONFIG = CONFIG_DIR / "dags.yaml"
+
+
+class DagsConfigError(GoldSignalsError, ValueError):
+    """``dags.yaml`` is missing an entry or holds an invalid value."""
 
 
 class DagSpec(BaseModel):
@@ -34,6 +39,18 @@ class DagSpec(BaseModel):
     outlet_assets: list[str] = Field(default_factory=list)
     schedule_assets: list[str] = Field(default_factory=list)
 
+    @field_validator("cron")
+    @classmethod
+    def _cron_is_valid(cls, value: str) -> str:
+        from croniter import croniter
+
+        if not croniter.is_valid(value):
+            raise ValueError(
+                f"cron {value!r} is not a valid cron expression "
+                "(minute hour day month weekday, e.g. '30 22 * * 1-5')"
+            )
+        return value
+
 
 class DagsConfig(BaseModel):
     """The whole ``dags.yaml``."""
@@ -42,16 +59,24 @@ class DagsConfig(BaseModel):
     image: str = "goldsignals:latest"
     catchup: bool = False
     max_active_runs: int = Field(default=1, ge=1)
+    step_retries: int = Field(default=2, ge=0)
+    step_retry_delay_seconds: int = Field(default=120, ge=0)
     default_args: dict[str, Any] = Field(default_factory=dict)
     pipelines: dict[str, DagSpec]
 
 
 def load_dags_config(path: Path = DAGS_CONFIG) -> DagsConfig:
     """Read and validate ``dags.yaml``; every pipeline must have an entry."""
-    config = DagsConfig.model_validate(yaml.safe_load(path.read_text()))
+    try:
+        config = DagsConfig.model_validate(yaml.safe_load(path.read_text()))
+    except (OSError, yaml.YAMLError, ValidationError) as exc:
+        raise DagsConfigError(f"{path} is not valid: {exc}") from exc
     missing = sorted(set(PIPELINES) - set(config.pipelines))
     if missing:
-        raise ValueError(f"{path} has no DAG entry for pipeline(s) {missing}")
+        raise DagsConfigError(
+            f"{path} has no DAG entry for pipeline(s) {missing}; add one per "
+            "pipeline (dag_id, cron, tags, description)"
+        )
     return config
 
 
@@ -111,7 +136,7 @@ def step_environment() -> dict[str, str]:
 
 def compile_pipeline(name: str, config: DagsConfig) -> str:
     """Compile pipeline ``name`` into its DAG zip; returns the DAG id."""
-    from zenml.config import DockerSettings
+    from zenml.config import DockerSettings, StepRetryConfig
     from zenml.config.schedule import Schedule
     from zenml.integrations.airflow.flavors.airflow_orchestrator_flavor import (
         AirflowOrchestratorSettings,
@@ -140,8 +165,14 @@ def compile_pipeline(name: str, config: DagsConfig) -> str:
     )
 
     _forget_schedule(spec.dag_id)
+    retry = StepRetryConfig(
+        max_retries=config.step_retries,
+        delay=config.step_retry_delay_seconds,
+        backoff=1,
+    )
     pipeline.with_options(
         schedule=schedule,
+        retry=retry,
         settings={"orchestrator": settings, "docker": docker},
         environment=step_environment(),
     )()

@@ -1,0 +1,45 @@
+"""Airflow host control without starting Airflow: configuration and ports."""
+
+from __future__ import annotations
+
+import configparser
+import socket
+from pathlib import Path
+
+import pytest
+
+from goldsignals.airflow_host import (
+    AirflowHost,
+    AirflowHostError,
+    check_port_free,
+    write_config,
+)
+
+
+def test_write_config_binds_loopback_and_keeps_secrets(tmp_path: Path) -> None:
+    host = AirflowHost(home=tmp_path, dags_dir=tmp_path / "dags", port=8123)
+
+    path = write_config(host)
+    first = configparser.ConfigParser(interpolation=None)
+    first.read(path)
+    write_config(host)
+    second = configparser.ConfigParser(interpolation=None)
+    second.read(path)
+
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert first["api"]["host"] == "127.0.0.1"
+    assert first["core"]["executor"] == "LocalExecutor"
+    assert first["core"]["simple_auth_manager_all_admins"] == "False"
+    assert first["api_auth"]["jwt_secret"] == second["api_auth"]["jwt_secret"]
+    assert len(first["api"]["secret_key"]) > 30
+
+
+def test_check_port_free_names_port_and_setting() -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        port = sock.getsockname()[1]
+        host = AirflowHost(home=Path("/nonexistent"), dags_dir=Path("/x"), port=port)
+
+        with pytest.raises(AirflowHostError, match=rf"{port} is already in use.*PORT"):
+            check_port_free(host)
