@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -66,3 +68,20 @@ def real_price_slice(folder: Path, rows: int) -> Path:
     target = folder / "prices.csv"
     pd.read_csv(path).tail(rows).to_csv(target, index=False)
     return target
+
+
+def signal_row(
+    day: dt.date = dt.date(2026, 8, 6), version: str = "1", **extra: Any
+) -> dict[str, Any]:
+    """A valid row of the signals table; ``extra`` overrides any column."""
+    row = {
+        "ticker": "GC=F",
+        "as_of_date": day,
+        "model_version": version,
+        "signal": "BUY",
+        "probability": 0.61,
+        "model_name": "gold-direction-classifier",
+        "mlflow_run_id": "mlflow-run",
+        "zenml_run_id": "zenml-run",
+    }
+    return {**row, **extra}

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
-from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -20,20 +19,7 @@ from goldsignals.signal_store import (
     redacted_url,
     write_signals,
 )
-
-
-def _row(day: dt.date, *, version: str = "1", signal: str = "BUY", **extra: Any):
-    row = {
-        "ticker": "GC=F",
-        "as_of_date": day,
-        "model_version": version,
-        "signal": signal,
-        "probability": 0.61,
-        "model_name": "gold-direction-classifier",
-        "mlflow_run_id": "abc",
-        "zenml_run_id": "def",
-    }
-    return {**row, **extra}
+from tests.helpers import signal_row
 
 
 @pytest.fixture
@@ -46,8 +32,8 @@ def engine(tmp_path: Path) -> Engine:
 def test_write_signals_same_day_twice_replaces_row(engine: Engine) -> None:
     day = dt.date(2026, 8, 6)
 
-    write_signals(engine, [_row(day, probability=0.61)])
-    write_signals(engine, [_row(day, probability=0.30, signal="SELL")])
+    write_signals(engine, [signal_row(day, probability=0.61)])
+    write_signals(engine, [signal_row(day, probability=0.30, signal="SELL")])
 
     stored = read_latest_signals(engine)
     assert count_signals(engine) == 1
@@ -58,13 +44,16 @@ def test_write_signals_same_day_twice_replaces_row(engine: Engine) -> None:
 def test_write_signals_new_model_version_adds_row(engine: Engine) -> None:
     day = dt.date(2026, 8, 6)
 
-    write_signals(engine, [_row(day, version="1"), _row(day, version="2")])
+    write_signals(engine, [signal_row(day, version="1"), signal_row(day, version="2")])
 
     assert count_signals(engine, as_of=day) == 2
 
 
 def test_write_signals_bad_row_writes_nothing(engine: Engine) -> None:
-    rows = [_row(dt.date(2026, 8, 5)), _row(dt.date(2026, 8, 6), signal="MAYBE")]
+    rows = [
+        signal_row(dt.date(2026, 8, 5)),
+        signal_row(dt.date(2026, 8, 6), signal="MAYBE"),
+    ]
 
     with pytest.raises(SignalStoreError, match=r"2026-08-06: signal 'MAYBE'"):
         write_signals(engine, rows)
@@ -74,11 +63,14 @@ def test_write_signals_bad_row_writes_nothing(engine: Engine) -> None:
 
 def test_write_signals_probability_out_of_range_rejected(engine: Engine) -> None:
     with pytest.raises(SignalStoreError, match=r"probability 1\.5"):
-        write_signals(engine, [_row(dt.date(2026, 8, 6), probability=1.5)])
+        write_signals(engine, [signal_row(dt.date(2026, 8, 6), probability=1.5)])
 
 
 def test_write_signals_database_error_rolls_back_batch(engine: Engine) -> None:
-    rows = [_row(dt.date(2026, 8, 5)), _row(dt.date(2026, 8, 6), ticker=None)]
+    rows = [
+        signal_row(dt.date(2026, 8, 5)),
+        signal_row(dt.date(2026, 8, 6), ticker=None),
+    ]
 
     with pytest.raises(SignalStoreError, match="rolled back"):
         write_signals(engine, rows)
@@ -92,8 +84,8 @@ def test_write_signals_empty_batch_is_noop(engine: Engine) -> None:
 
 def test_read_latest_signals_newest_first_and_filtered(engine: Engine) -> None:
     days = [dt.date(2026, 8, d) for d in (3, 4, 5)]
-    write_signals(engine, [_row(day) for day in days])
-    write_signals(engine, [_row(days[0], ticker="GLD")])
+    write_signals(engine, [signal_row(day) for day in days])
+    write_signals(engine, [signal_row(days[0], ticker="GLD")])
 
     newest = read_latest_signals(engine, ticker="GC=F", limit=2)
 
@@ -123,8 +115,11 @@ def test_create_signal_engine_missing_driver_named() -> None:
 
 def test_migrations_create_view_of_latest_signals(engine: Engine) -> None:
     old, new = dt.date(2026, 8, 5), dt.date(2026, 8, 6)
-    write_signals(engine, [_row(old), _row(new, version="1"), _row(new, version="2")])
-    write_signals(engine, [_row(old, ticker="GLD")])
+    write_signals(
+        engine,
+        [signal_row(old), signal_row(new, version="1"), signal_row(new, version="2")],
+    )
+    write_signals(engine, [signal_row(old, ticker="GLD")])
 
     with engine.connect() as connection:
         rows = connection.execute(

@@ -6,7 +6,6 @@ import datetime as dt
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -24,24 +23,11 @@ from goldsignals.signal_store import (
     read_latest_signals,
     write_signals,
 )
+from tests.helpers import signal_row
 
 pytestmark = pytest.mark.postgres
 
 DAY = dt.date(2026, 8, 6)
-
-
-def _row(day: dt.date = DAY, version: str = "1", **extra: Any) -> dict[str, Any]:
-    row = {
-        "ticker": "GC=F",
-        "as_of_date": day,
-        "model_version": version,
-        "signal": "BUY",
-        "probability": 0.7,
-        "model_name": "gold-direction-classifier",
-        "mlflow_run_id": "run",
-        "zenml_run_id": "zen",
-    }
-    return {**row, **extra}
 
 
 @pytest.fixture
@@ -74,8 +60,8 @@ def test_migrations_up_from_empty_and_down_again(database: str) -> None:
 
 
 def test_write_signals_twice_keeps_one_row(engine: Engine) -> None:
-    write_signals(engine, [_row(probability=0.7)])
-    write_signals(engine, [_row(probability=0.2, signal="SELL")])
+    write_signals(engine, [signal_row(probability=0.7)])
+    write_signals(engine, [signal_row(probability=0.2, signal="SELL")])
 
     stored = read_latest_signals(engine)
 
@@ -87,7 +73,10 @@ def test_concurrent_writers_same_day_leave_one_row_per_key(database: str) -> Non
     def write(worker: int) -> int:
         engine = create_signal_engine(database)
         try:
-            rows = [_row(version="1", probability=worker / 10), _row(version="2")]
+            rows = [
+                signal_row(version="1", probability=worker / 10),
+                signal_row(version="2"),
+            ]
             return write_signals(engine, rows)
         finally:
             engine.dispose()
@@ -108,7 +97,7 @@ def test_concurrent_writers_same_day_leave_one_row_per_key(database: str) -> Non
 def test_read_only_role_can_read_but_not_write(
     postgres: PostgresHost, database: str, engine: Engine
 ) -> None:
-    write_signals(engine, [_row()])
+    write_signals(engine, [signal_row()])
     name = database.rsplit("/", 1)[1]
     reader = f"reader_{uuid.uuid4().hex[:6]}"
     postgres_host.psql(
@@ -121,7 +110,7 @@ def test_read_only_role_can_read_but_not_write(
         seen = connection.execute(sa.text("SELECT count(*) FROM latest_signals"))
         assert seen.scalar_one() == 1
     with pytest.raises(SignalStoreError, match="permission denied for table signals"):
-        write_signals(read_only, [_row(version="9")])
+        write_signals(read_only, [signal_row(version="9")])
     with (
         read_only.begin() as connection,
         pytest.raises(ProgrammingError, match="permission denied"),
