@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -26,8 +25,6 @@ from goldsignals.signal_store import (
 from tests.helpers import signal_row
 
 pytestmark = pytest.mark.postgres
-
-DAY = dt.date(2026, 8, 6)
 
 
 @pytest.fixture
