@@ -23,7 +23,7 @@ export AIRFLOW_HOME := $(GOLDSIGNALS_HOME)/airflow
 
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | md5sum | cut -c1-12)
 
-.PHONY: help install system-deps stack run train infer signals airflow compile \
+.PHONY: help install system-deps stack run train infer signals airflow compile up \
 	down test test-fast lint format check lock clean distclean
 
 help: ## List the targets
@@ -65,8 +65,12 @@ airflow: install ## Airflow on this host: register the stack, compile DAGs, star
 compile: install ## Recompile the DAGs on the active (Airflow) stack
 	$(BIN)/goldsignals compile
 
-down: ## Stop every service `make airflow` started (by process id)
+up: install ## Start PostgreSQL (host binaries): roles, databases, signals schema
+	$(BIN)/goldsignals postgres start
+
+down: ## Stop every service `make airflow` and `make up` started
 	@test ! -x $(BIN)/goldsignals || $(BIN)/goldsignals airflow stop
+	@test ! -x $(BIN)/goldsignals || $(BIN)/goldsignals postgres stop
 
 PG_CTL := $(firstword $(wildcard /usr/lib/postgresql/*/bin/pg_ctl) \
 	$(shell command -v pg_ctl))

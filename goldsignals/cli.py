@@ -29,6 +29,8 @@ PIPELINE_ORDER = ("feature-engineering", "training", "inference")
 
 airflow_app = typer.Typer(help="Airflow 3 on this host (LocalExecutor, 127.0.0.1).")
 app.add_typer(airflow_app, name="airflow")
+postgres_app = typer.Typer(help="PostgreSQL from the host's binaries (127.0.0.1).")
+app.add_typer(postgres_app, name="postgres")
 
 
 def _settings() -> Settings:
@@ -258,6 +260,54 @@ def airflow_config() -> None:
     airflow = _airflow_host(_settings())
     airflow_host.write_config(airflow)
     print(f"export AIRFLOW_HOME={airflow.home}")
+
+
+def _postgres_host(settings: Settings) -> Any:
+    from goldsignals.postgres_host import PostgresHost
+
+    return PostgresHost(data_dir=settings.postgres_dir, port=settings.postgres_port)
+
+
+@postgres_app.command("start")
+def postgres_start() -> None:
+    """Initialise and start the cluster; create roles, databases, schema."""
+    from goldsignals import postgres_host
+    from goldsignals.signal_store import create_signal_engine
+
+    settings = _settings()
+    if settings.db_password is None or settings.db_reader_password is None:
+        raise typer.BadParameter(
+            "set GOLDSIGNALS_DB_PASSWORD and GOLDSIGNALS_DB_READER_PASSWORD "
+            "(copy .env.example to .env and choose passwords)"
+        )
+    host = _postgres_host(settings)
+    postgres_host.initialise(host)
+    postgres_host.start(host)
+    postgres_host.wait_until_ready(host)
+    for line in postgres_host.ensure_roles_and_databases(
+        host,
+        owner=settings.db_user,
+        owner_password=settings.db_password.get_secret_value(),
+        reader=settings.db_reader_user,
+        reader_password=settings.db_reader_password.get_secret_value(),
+    ):
+        print(f"created {line}")
+    url = host.url(
+        "goldsignals", settings.db_user, settings.db_password.get_secret_value()
+    )
+    create_signal_engine(url).dispose()
+    print(f"PostgreSQL on 127.0.0.1:{host.port}, data in {host.data_dir}")
+    for name in postgres_host.DATABASES:
+        print(f"  {host.url(name, settings.db_user, '***')}")
+
+
+@postgres_app.command("stop")
+def postgres_stop() -> None:
+    """Stop the cluster (fast shutdown)."""
+    from goldsignals import postgres_host
+
+    stopped = postgres_host.stop(_postgres_host(_settings()))
+    print("stopped PostgreSQL" if stopped else "PostgreSQL was not running")
 
 
 def entrypoint() -> None:

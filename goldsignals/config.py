@@ -12,7 +12,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -67,6 +67,11 @@ class Settings(BaseSettings):
     airflow_host: str = "127.0.0.1"
     airflow_port: int = Field(default=8080, ge=1, le=65535)
     airflow_parallelism: int = Field(default=4, ge=1)
+    postgres_port: int = Field(default=5433, ge=1, le=65535)
+    db_user: str = "goldsignals"
+    db_password: SecretStr | None = None
+    db_reader_user: str = "goldsignals_reader"
+    db_reader_password: SecretStr | None = None
 
     @field_validator("ticker")
     @classmethod
@@ -120,6 +125,11 @@ class Settings(BaseSettings):
     def airflow_home(self) -> Path:
         """Airflow's home: configuration, logs, metadata database, pids."""
         return self.home / "airflow"
+
+    @property
+    def postgres_dir(self) -> Path:
+        """Data directory of the host-mode PostgreSQL cluster."""
+        return self.home / "postgres" / "data"
 
     @property
     def zenml_config_path(self) -> Path:

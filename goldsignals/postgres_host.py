@@ -94,9 +94,13 @@ def _hand_to_server_user(*paths: Path) -> None:
         os.chown(path, user.pw_uid, user.pw_gid)
 
 
-def _run(command: list[str], what: str) -> str:
+def _run(command: list[str], what: str, stdin: str | None = None) -> str:
     result = subprocess.run(
-        _as_server_user(command), capture_output=True, text=True, check=False
+        _as_server_user(command),
+        input=stdin,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     if result.returncode != 0:
         raise PostgresHostError(f"{what} failed: {result.stderr.strip()[-800:]}")
@@ -196,7 +200,11 @@ def stop(host: PostgresHost) -> bool:
 
 
 def psql(host: PostgresHost, sql: str, *, database: str = "postgres") -> str:
-    """Run SQL as the superuser over the Unix socket; return psql's output."""
+    """Run SQL as the superuser over the Unix socket; return psql's output.
+
+    The SQL goes through standard input, so passwords in it never appear in
+    the process list.
+    """
     command = [
         str(find_binary("psql")),
         "-h",
@@ -210,10 +218,10 @@ def psql(host: PostgresHost, sql: str, *, database: str = "postgres") -> str:
         "-v",
         "ON_ERROR_STOP=1",
         "-qAt",
-        "-c",
-        sql,
+        "-f",
+        "-",
     ]
-    return _run(command, f"psql on {database}")
+    return _run(command, f"psql on {database}", stdin=sql)
 
 
 def wait_until_ready(host: PostgresHost, *, timeout: float = 30.0) -> None:
@@ -227,3 +235,51 @@ def wait_until_ready(host: PostgresHost, *, timeout: float = 30.0) -> None:
         else:
             return
     raise PostgresHostError(f"PostgreSQL on port {host.port} is not ready")
+
+
+DATABASES = ("goldsignals", "mlflow", "airflow")
+"""Databases of host mode: signals and prices, MLflow's store, Airflow's."""
+
+
+def _literal(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def ensure_roles_and_databases(
+    host: PostgresHost,
+    *,
+    owner: str,
+    owner_password: str,
+    reader: str,
+    reader_password: str,
+) -> list[str]:
+    """Create (or update the passwords of) the roles and the databases.
+
+    The owner role owns every database; the reader role can log in and is a
+    member of ``goldsignals_readonly`` (granted SELECT by the migrations).
+
+    Returns:
+        One line per object created.
+    """
+    created = []
+    for role, password, extra in (
+        (owner, owner_password, ""),
+        (reader, reader_password, ""),
+        ("goldsignals_readonly", "", "NOLOGIN"),
+    ):
+        exists = psql(host, f"SELECT 1 FROM pg_roles WHERE rolname = {_literal(role)}")
+        verb = "ALTER" if exists.strip() else "CREATE"
+        auth = f"LOGIN PASSWORD {_literal(password)}" if password else extra
+        psql(host, f'{verb} ROLE "{role}" {auth}')
+        if verb == "CREATE":
+            created.append(f"role {role}")
+    psql(host, f'GRANT goldsignals_readonly TO "{reader}"')
+
+    for name in DATABASES:
+        exists = psql(
+            host, f"SELECT 1 FROM pg_database WHERE datname = {_literal(name)}"
+        )
+        if not exists.strip():
+            psql(host, f'CREATE DATABASE "{name}" OWNER "{owner}"')
+            created.append(f"database {name}")
+    return created

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +14,7 @@ import pytest
 
 from goldsignals import postgres_host
 from goldsignals.postgres_host import PostgresHost
+from tests.helpers import free_port
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
@@ -72,10 +72,3 @@ def postgres() -> Iterator[PostgresHost]:
 
     postgres_host.stop(host)
     shutil.rmtree(folder, ignore_errors=True)
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])

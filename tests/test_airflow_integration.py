@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -27,18 +26,12 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from tests.helpers import BIN, ROOT, isolated_env, real_price_slice, run
+from tests.helpers import BIN, ROOT, free_port, isolated_env, real_price_slice, run
 
 pytestmark = pytest.mark.airflow
 
 DAG_IDS = ("gold_feature_engineering", "gold_inference", "gold_training")
 ROWS = 1500
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _run(env: dict[str, str], *command: str) -> str:
@@ -53,7 +46,7 @@ def airflow_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, 
         GOLDSIGNALS_PRICE_SOURCE="csv",
         GOLDSIGNALS_PRICE_CSV=str(real_price_slice(home, ROWS)),
         GOLDSIGNALS_AIRFLOW_DAGS_DIR=str(home / "dags"),
-        GOLDSIGNALS_AIRFLOW_PORT=str(_free_port()),
+        GOLDSIGNALS_AIRFLOW_PORT=str(free_port()),
         AIRFLOW_HOME=str(home / "airflow"),
         HOME=str(home / "user_home"),
     )

@@ -1,0 +1,89 @@
+"""`goldsignals postgres start|stop` as a user runs them (host binaries)."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from goldsignals import postgres_host
+from goldsignals.errors import SignalStoreError
+from goldsignals.signal_store import write_signals
+from tests.helpers import free_port, goldsignals, isolated_env, signal_row
+
+pytestmark = pytest.mark.postgres
+
+
+@pytest.fixture
+def env() -> Iterator[dict[str, str]]:
+    try:
+        postgres_host.find_binary("pg_ctl")
+    except postgres_host.PostgresHostError as exc:
+        pytest.skip(str(exc))
+    home = Path(tempfile.mkdtemp(prefix="goldsignals-home-"))
+    home.chmod(0o755)
+    env = isolated_env(
+        home,
+        GOLDSIGNALS_POSTGRES_PORT=str(free_port()),
+        GOLDSIGNALS_DB_PASSWORD="owner's secret",
+        GOLDSIGNALS_DB_READER_PASSWORD="reader-secret",
+    )
+
+    yield env
+
+    goldsignals(env, "postgres", "stop", check=False)
+    shutil.rmtree(home, ignore_errors=True)
+
+
+def test_postgres_start_creates_databases_and_roles_idempotently(
+    env: dict[str, str],
+) -> None:
+    first = goldsignals(env, "postgres", "start").stdout
+    second = goldsignals(env, "postgres", "start").stdout
+
+    assert "created database mlflow" in first
+    assert "created database airflow" in first
+    assert "created" not in second
+    assert "secret" not in first + second
+    port = env["GOLDSIGNALS_POSTGRES_PORT"]
+    owner = sa.create_engine(
+        f"postgresql+psycopg2://goldsignals:owner's secret@127.0.0.1:{port}/goldsignals"
+    )
+    reader = sa.create_engine(
+        f"postgresql+psycopg2://goldsignals_reader:reader-secret@127.0.0.1:{port}"
+        "/goldsignals"
+    )
+    write_signals(owner, [signal_row()])
+    with reader.connect() as connection:
+        count = connection.execute(sa.text("SELECT count(*) FROM latest_signals"))
+        assert count.scalar_one() == 1
+    with pytest.raises(SignalStoreError, match="permission denied"):
+        write_signals(reader, [signal_row(version="2")])
+    owner.dispose()
+    reader.dispose()
+
+
+def test_postgres_start_without_passwords_says_what_to_set(
+    env: dict[str, str],
+) -> None:
+    del env["GOLDSIGNALS_DB_PASSWORD"]
+
+    result = goldsignals(env, "postgres", "start", check=False)
+
+    assert result.returncode == 2
+    assert "GOLDSIGNALS_DB_PASSWORD" in result.stderr
+    assert ".env.example" in result.stderr
+
+
+def test_postgres_listens_on_loopback_only(env: dict[str, str]) -> None:
+    goldsignals(env, "postgres", "start")
+    home = Path(env["GOLDSIGNALS_HOME"])
+
+    settings = (home / "postgres" / "data" / "postmaster.opts").read_text()
+
+    assert "listen_addresses=127.0.0.1" in settings
+    assert "stopped PostgreSQL" in goldsignals(env, "postgres", "stop").stdout
