@@ -37,7 +37,7 @@ def _pip_requirements() -> list[str]:
 
 @dataclass(frozen=True)
 class LoggedModel:
-    """Where a logged model lives in MLflow."""
+    """Where a logged model lives in MLflow (``models:/<model id>``)."""
 
     model_uri: str
     run_id: str
