@@ -65,11 +65,13 @@ airflow: install ## Airflow on this host: register the stack, compile DAGs, star
 compile: install ## Recompile the DAGs on the active (Airflow) stack
 	$(BIN)/goldsignals compile
 
-up: install ## Start PostgreSQL (host binaries): roles, databases, signals schema
+up: install ## Start PostgreSQL (host binaries) and the MLflow server on it
 	$(BIN)/goldsignals postgres start
+	$(BIN)/goldsignals mlflow start
 
 down: ## Stop every service `make airflow` and `make up` started
 	@test ! -x $(BIN)/goldsignals || $(BIN)/goldsignals airflow stop
+	@test ! -x $(BIN)/goldsignals || $(BIN)/goldsignals mlflow stop 2>/dev/null || true
 	@test ! -x $(BIN)/goldsignals || $(BIN)/goldsignals postgres stop
 
 PG_CTL := $(firstword $(wildcard /usr/lib/postgresql/*/bin/pg_ctl) \

@@ -31,6 +31,8 @@ airflow_app = typer.Typer(help="Airflow 3 on this host (LocalExecutor, 127.0.0.1
 app.add_typer(airflow_app, name="airflow")
 postgres_app = typer.Typer(help="PostgreSQL from the host's binaries (127.0.0.1).")
 app.add_typer(postgres_app, name="postgres")
+mlflow_app = typer.Typer(help="MLflow tracking server on Postgres (127.0.0.1).")
+app.add_typer(mlflow_app, name="mlflow")
 
 
 def _settings() -> Settings:
@@ -308,6 +310,42 @@ def postgres_stop() -> None:
 
     stopped = postgres_host.stop(_postgres_host(_settings()))
     print("stopped PostgreSQL" if stopped else "PostgreSQL was not running")
+
+
+def _mlflow_host(settings: Settings) -> Any:
+    from goldsignals.mlflow_host import MlflowHost
+
+    if settings.db_password is None:
+        raise typer.BadParameter(
+            "set GOLDSIGNALS_DB_PASSWORD (copy .env.example to .env); the MLflow "
+            "server stores runs in the Postgres database mlflow"
+        )
+    postgres = _postgres_host(settings)
+    password = settings.db_password.get_secret_value()
+    return MlflowHost(
+        home=settings.home / "mlflow-server",
+        backend_store_uri=postgres.url("mlflow", settings.db_user, password),
+        port=settings.mlflow_port,
+    )
+
+
+@mlflow_app.command("start")
+def mlflow_start() -> None:
+    """Start the MLflow server on the Postgres database `mlflow`."""
+    from goldsignals import mlflow_host
+
+    host = _mlflow_host(_settings())
+    pid = mlflow_host.start(host)
+    print(f"MLflow server at {host.url} (pid {pid}), artifacts in {host.home}")
+
+
+@mlflow_app.command("stop")
+def mlflow_stop() -> None:
+    """Stop the MLflow server."""
+    from goldsignals import mlflow_host
+
+    stopped = mlflow_host.stop(_mlflow_host(_settings()))
+    print("stopped the MLflow server" if stopped else "MLflow server was not running")
 
 
 def entrypoint() -> None:

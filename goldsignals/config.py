@@ -68,6 +68,7 @@ class Settings(BaseSettings):
     airflow_port: int = Field(default=8080, ge=1, le=65535)
     airflow_parallelism: int = Field(default=4, ge=1)
     postgres_port: int = Field(default=5433, ge=1, le=65535)
+    mlflow_port: int = Field(default=5000, ge=1, le=65535)
     db_user: str = "goldsignals"
     db_password: SecretStr | None = None
     db_reader_user: str = "goldsignals_reader"
