@@ -13,7 +13,6 @@ import configparser
 import logging
 import os
 import secrets
-import signal
 import socket
 import subprocess
 import sys
@@ -25,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from goldsignals.errors import GoldSignalsError
+from goldsignals.processes import read_pid, stop_process_group
 
 logger = logging.getLogger(__name__)
 
@@ -169,20 +169,11 @@ def migrate_database(airflow: AirflowHost) -> None:
         )
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
-
-
 def running_services(airflow: AirflowHost) -> dict[str, int]:
     """The services whose pid file names a live process."""
     alive: dict[str, int] = {}
     for name in SERVICES:
-        path = airflow.pid_dir / f"{name}.pid"
-        if path.exists() and _pid_alive(pid := int(path.read_text())):
+        if (pid := read_pid(airflow.pid_dir / f"{name}.pid")) is not None:
             alive[name] = pid
     return alive
 
@@ -270,21 +261,8 @@ def stop(airflow: AirflowHost, *, timeout: float = 30.0) -> list[str]:
     """
     stopped = []
     for name, pid in running_services(airflow).items():
-        os.killpg(pid, signal.SIGTERM)
-        deadline = time.monotonic() + timeout
-        while _pid_alive(pid) and time.monotonic() < deadline:
-            _reap(pid)
-            time.sleep(0.2)
-        if _pid_alive(pid):
-            os.killpg(pid, signal.SIGKILL)
+        stop_process_group(pid, timeout=timeout)
         (airflow.pid_dir / f"{name}.pid").unlink(missing_ok=True)
         stopped.append(name)
         logger.info("Stopped Airflow %s (pid %d)", name, pid)
     return stopped
-
-
-def _reap(pid: int) -> None:
-    try:
-        os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        return

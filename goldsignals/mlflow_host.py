@@ -7,10 +7,8 @@ processes, about 2.4 GB resident, which nothing here needs).
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -20,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from goldsignals.errors import GoldSignalsError
+from goldsignals.processes import read_pid, stop_process_group
 
 logger = logging.getLogger(__name__)
 
@@ -57,19 +56,9 @@ class MlflowHost:
         return self.home / "server.pid"
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
-
-
 def running_pid(host: MlflowHost) -> int | None:
     """The server's process id, if it runs."""
-    if host.pid_file.exists() and _alive(pid := int(host.pid_file.read_text())):
-        return pid
-    return None
+    return read_pid(host.pid_file)
 
 
 def start(host: MlflowHost, *, timeout: float = 90.0) -> int:
@@ -138,14 +127,7 @@ def stop(host: MlflowHost, *, timeout: float = 20.0) -> bool:
     pid = running_pid(host)
     if pid is None:
         return False
-    os.killpg(pid, signal.SIGTERM)
-    deadline = time.monotonic() + timeout
-    while _alive(pid) and time.monotonic() < deadline:
-        with contextlib.suppress(ChildProcessError):
-            os.waitpid(pid, os.WNOHANG)
-        time.sleep(0.2)
-    if _alive(pid):
-        os.killpg(pid, signal.SIGKILL)
+    stop_process_group(pid, timeout=timeout)
     started = _STARTED.pop(pid, None)
     if started is not None:
         started.wait(timeout=timeout)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,7 +13,7 @@ import pytest
 
 from goldsignals import postgres_host
 from goldsignals.postgres_host import PostgresHost
-from tests.helpers import free_port
+from tests.helpers import free_port, server_folder
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
@@ -51,18 +50,8 @@ def real_prices(shared_data: Path) -> pd.DataFrame:
 
 @pytest.fixture(scope="session")
 def postgres() -> Iterator[PostgresHost]:
-    """A throwaway PostgreSQL server from the host's binaries, on 127.0.0.1.
-
-    Its folder is made outside pytest's private temporary tree because, when
-    the tests run as root, the server runs as the system user ``postgres``,
-    which must be able to reach its data directory.
-    """
-    try:
-        postgres_host.find_binary("pg_ctl")
-    except postgres_host.PostgresHostError as exc:
-        pytest.skip(str(exc))
-    folder = Path(tempfile.mkdtemp(prefix="goldsignals-pg-"))
-    folder.chmod(0o755)
+    """A throwaway PostgreSQL server from the host's binaries, on 127.0.0.1."""
+    folder = server_folder("goldsignals-pg-")
     host = PostgresHost(data_dir=folder / "data", port=free_port())
     postgres_host.initialise(host)
     postgres_host.start(host)

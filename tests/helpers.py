@@ -7,6 +7,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -93,3 +94,20 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def server_folder(prefix: str) -> Path:
+    """A fresh folder the host's PostgreSQL can use, or skip without binaries.
+
+    Made outside pytest's private temporary tree: as root the server runs as
+    the system user ``postgres``, which must be able to reach the folder.
+    """
+    from goldsignals import postgres_host
+
+    try:
+        postgres_host.find_binary("pg_ctl")
+    except postgres_host.PostgresHostError as exc:
+        pytest.skip(str(exc))
+    folder = Path(tempfile.mkdtemp(prefix=prefix))
+    folder.chmod(0o755)
+    return folder

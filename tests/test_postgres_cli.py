@@ -3,29 +3,28 @@
 from __future__ import annotations
 
 import shutil
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
-from goldsignals import postgres_host
 from goldsignals.errors import SignalStoreError
 from goldsignals.signal_store import write_signals
-from tests.helpers import free_port, goldsignals, isolated_env, signal_row
+from tests.helpers import (
+    free_port,
+    goldsignals,
+    isolated_env,
+    server_folder,
+    signal_row,
+)
 
 pytestmark = pytest.mark.postgres
 
 
 @pytest.fixture
 def env() -> Iterator[dict[str, str]]:
-    try:
-        postgres_host.find_binary("pg_ctl")
-    except postgres_host.PostgresHostError as exc:
-        pytest.skip(str(exc))
-    home = Path(tempfile.mkdtemp(prefix="goldsignals-home-"))
-    home.chmod(0o755)
+    home = server_folder("goldsignals-home-")
     env = isolated_env(
         home,
         GOLDSIGNALS_POSTGRES_PORT=str(free_port()),

@@ -1,0 +1,37 @@
+"""Background services started by goldsignals: liveness and stopping by pid."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import time
+from pathlib import Path
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this id exists (a zombie counts until reaped)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def read_pid(path: Path) -> int | None:
+    """The live process id recorded in ``path``, if any."""
+    if path.exists() and pid_alive(pid := int(path.read_text())):
+        return pid
+    return None
+
+
+def stop_process_group(pid: int, *, timeout: float) -> None:
+    """SIGTERM the process group led by ``pid``; SIGKILL it after ``timeout``."""
+    os.killpg(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while pid_alive(pid) and time.monotonic() < deadline:
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)
+        time.sleep(0.2)
+    if pid_alive(pid):
+        os.killpg(pid, signal.SIGKILL)
