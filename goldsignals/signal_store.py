@@ -87,6 +87,8 @@ def downgrade_schema(engine: Engine, revision: str = "base") -> None:
 def _run_migration(engine: Engine, direction: str, revision: str) -> None:
     from alembic import command
 
+    # Alembic announces its context at INFO on every check; keep only warnings.
+    logging.getLogger("alembic.runtime.migration").setLevel(logging.WARNING)
     with engine.begin() as connection:
         if engine.dialect.name == "postgresql":
             lock = sa.text("SELECT pg_advisory_xact_lock(:key)")
