@@ -17,14 +17,12 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from goldsignals.errors import GoldSignalsError
-from goldsignals.processes import read_pid, stop_process_group
+from goldsignals.processes import answers_ok, read_pid, stop_process_group
 
 logger = logging.getLogger(__name__)
 
@@ -241,12 +239,9 @@ def wait_until_healthy(airflow: AirflowHost, *, timeout: float = 120.0) -> None:
     url = f"{airflow.base_url}/api/v2/monitor/health"
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(url, timeout=5) as response:
-                if response.status == 200:
-                    return
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            time.sleep(1.0)
+        if answers_ok(url):
+            return
+        time.sleep(1.0)
     raise AirflowHostError(
         f"Airflow's api-server did not answer at {url} within {timeout:.0f} s; "
         f"see {airflow.home / 'logs' / 'api-server.out'}"

@@ -12,13 +12,11 @@ import os
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
 from goldsignals.errors import GoldSignalsError
-from goldsignals.processes import read_pid, stop_process_group
+from goldsignals.processes import answers_ok, read_pid, stop_process_group
 
 logger = logging.getLogger(__name__)
 
@@ -110,12 +108,9 @@ def _wait_for_health(
                 f"the MLflow server exited with status {process.returncode}; "
                 f"see {host.home / 'server.log'}"
             )
-        try:
-            with urllib.request.urlopen(f"{host.url}/health", timeout=5) as answer:
-                if answer.status == 200:
-                    return
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            time.sleep(1.0)
+        if answers_ok(f"{host.url}/health"):
+            return
+        time.sleep(1.0)
     raise MlflowHostError(
         f"the MLflow server did not answer at {host.url}/health within "
         f"{timeout:.0f} s; see {host.home / 'server.log'}"

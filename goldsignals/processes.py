@@ -6,6 +6,8 @@ import contextlib
 import os
 import signal
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 
@@ -35,3 +37,12 @@ def stop_process_group(pid: int, *, timeout: float) -> None:
         time.sleep(0.2)
     if pid_alive(pid):
         os.killpg(pid, signal.SIGKILL)
+
+
+def answers_ok(url: str) -> bool:
+    """Whether ``url`` answers HTTP 200 within 5 seconds."""
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return bool(response.status == 200)
+    except (urllib.error.URLError, ConnectionError, TimeoutError):
+        return False
