@@ -24,7 +24,8 @@ export AIRFLOW_HOME := $(GOLDSIGNALS_HOME)/airflow
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | md5sum | cut -c1-12)
 
 .PHONY: help install system-deps stack run train infer signals airflow compile up \
-	down test test-fast lint format check lock clean distclean
+	deploy-stack down test test-fast lint format check lock lock-zenml-server clean \
+	distclean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | \
@@ -65,27 +66,36 @@ airflow: install ## Airflow on this host: register the stack, compile DAGs, star
 compile: install ## Recompile the DAGs on the active (Airflow) stack
 	$(BIN)/goldsignals compile
 
-up: install ## Start PostgreSQL (host binaries) and the MLflow server on it
+up: install ## Start PostgreSQL, MLflow server, ZenML server and Airflow (on Postgres)
 	$(BIN)/goldsignals postgres start
 	$(BIN)/goldsignals mlflow start
+	$(BIN)/goldsignals zenml-server start
+	$(BIN)/goldsignals airflow start --database postgres
+
+deploy-stack: install ## Register the Airflow stack against `make up`; compile DAGs
+	$(BIN)/goldsignals deploy-stack
 
 down: ## Stop every service `make airflow` and `make up` started
 	@test ! -x $(BIN)/goldsignals || $(BIN)/goldsignals airflow stop
+	@test ! -x $(BIN)/goldsignals || $(BIN)/goldsignals zenml-server disconnect
+	@test ! -x $(BIN)/goldsignals || $(BIN)/goldsignals zenml-server stop
 	@test ! -x $(BIN)/goldsignals || $(BIN)/goldsignals mlflow stop 2>/dev/null || true
 	@test ! -x $(BIN)/goldsignals || $(BIN)/goldsignals postgres stop
 
 PG_CTL := $(firstword $(wildcard /usr/lib/postgresql/*/bin/pg_ctl) \
 	$(shell command -v pg_ctl))
 
-system-deps: ## Debian packages the tests need: PostgreSQL server, Chromium
+system-deps: ## Debian packages the tests need: PostgreSQL, Chromium, docker-compose
 	@missing=""; \
 	test -n "$(PG_CTL)" || missing="$$missing postgresql"; \
 	command -v chromium >/dev/null || missing="$$missing chromium"; \
 	command -v chromedriver >/dev/null || missing="$$missing chromium-driver"; \
+	command -v docker-compose >/dev/null || missing="$$missing docker-compose"; \
 	if [ -n "$$missing" ]; then \
 		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 			echo "installing$$missing"; apt-get update -qq && \
-			DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+			DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+				--no-install-recommends $$missing >/dev/null; \
 		else echo "install the Debian packages$$missing for the tests"; exit 1; fi; \
 	fi
 
@@ -114,8 +124,18 @@ lock: ## Re-resolve the dependencies into constraints.txt (needs the registry)
 		grep -v '^goldsignals' > constraints.txt
 	rm -rf $(CURDIR)/.lockenv
 
+lock-zenml-server: ## Re-resolve constraints-zenml-server.txt (needs the registry)
+	rm -rf $(CURDIR)/.lockenv
+	$(PYTHON) -m venv $(CURDIR)/.lockenv
+	$(CURDIR)/.lockenv/bin/pip install --quiet --upgrade pip
+	$(CURDIR)/.lockenv/bin/pip install --quiet 'zenml[server]==0.98.0'
+	{ grep '^#' constraints-zenml-server.txt; $(CURDIR)/.lockenv/bin/pip freeze; } \
+		> constraints-zenml-server.tmp
+	mv constraints-zenml-server.tmp constraints-zenml-server.txt
+	rm -rf $(CURDIR)/.lockenv
+
 clean: ## Remove all local state (the GOLDSIGNALS_HOME folder)
 	rm -rf "$(GOLDSIGNALS_HOME)" .pytest_cache .mypy_cache .ruff_cache
 
-distclean: clean ## Also remove the virtual environment
-	rm -rf "$(VENV)"
+distclean: clean ## Also remove the virtual environments
+	rm -rf "$(VENV)" "$(CURDIR)/.venv-zenml-server"

@@ -48,7 +48,9 @@ class AirflowHost:
         host: Address every service binds to.
         port: Port of the api-server (web UI, REST and execution API).
         parallelism: Task slots of the LocalExecutor.
-        metadata_url: SQLAlchemy URL of Airflow's metadata database.
+        metadata_url: SQLAlchemy URL of Airflow's metadata database; when
+            unset, the one already in ``airflow.cfg`` is kept (SQLite in the
+            Airflow home for a new configuration).
     """
 
     home: Path
@@ -77,7 +79,11 @@ class AirflowHost:
 def _sections(
     airflow: AirflowHost, keys: Mapping[str, str]
 ) -> dict[str, dict[str, str]]:
-    metadata = airflow.metadata_url or f"sqlite:///{airflow.home / 'airflow.db'}"
+    metadata = (
+        airflow.metadata_url
+        or keys["sql_alchemy_conn"]
+        or f"sqlite:///{airflow.home / 'airflow.db'}"
+    )
     return {
         "core": {
             "dags_folder": str(airflow.dags_dir),
@@ -114,18 +120,24 @@ def _existing_keys(path: Path) -> dict[str, str]:
     return {
         "secret_key": parser.get("api", "secret_key", fallback=""),
         "jwt_secret": parser.get("api_auth", "jwt_secret", fallback=""),
+        "sql_alchemy_conn": parser.get("database", "sql_alchemy_conn", fallback=""),
     }
 
 
 def write_config(airflow: AirflowHost) -> Path:
     """Write ``airflow.cfg`` (mode 600); secrets are generated once and kept.
 
+    The metadata database stays the one the file names unless
+    ``airflow.metadata_url`` chooses another.
+
     Returns:
         The path of the written file.
     """
     path = airflow.home / "airflow.cfg"
     airflow.home.mkdir(parents=True, exist_ok=True)
-    keys = {k: v or secrets.token_urlsafe(32) for k, v in _existing_keys(path).items()}
+    keys = _existing_keys(path)
+    for name in ("secret_key", "jwt_secret"):
+        keys[name] = keys[name] or secrets.token_urlsafe(32)
 
     parser = configparser.ConfigParser(interpolation=None)
     parser.read_dict(_sections(airflow, keys))

@@ -9,12 +9,18 @@ from __future__ import annotations
 
 import logging
 import sys
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from goldsignals.config import Settings, apply_environment, get_settings
+from goldsignals.config import (
+    PROJECT_ROOT,
+    Settings,
+    apply_environment,
+    get_settings,
+)
 from goldsignals.errors import GoldSignalsError
 
 logger = logging.getLogger(__name__)
@@ -87,18 +93,23 @@ def stack(
 
     GlobalConfiguration().analytics_opt_in = False
     path = config or settings.stack_config
+    if settings.deployment_file.is_file():
+        raise typer.BadParameter(
+            f"this state folder is deployed to the services of `make up` "
+            f"({settings.deployment_file}); `make deploy-stack` registers its "
+            f"stack. To use {path.name} again, run `goldsignals undeploy` first"
+        )
     spec = load_stack_spec(path, stack_variables(settings))
     for line in register_stack(spec):
         print(line)
-    _ensure_mlflow_experiment(settings)
+    _ensure_mlflow_experiment(settings, settings.tracking_uri)
 
 
-def _ensure_mlflow_experiment(settings: Settings) -> None:
+def _ensure_mlflow_experiment(settings: Settings, uri: str) -> None:
     from mlflow.tracking import MlflowClient
 
     from goldsignals.registry import ensure_experiment
 
-    uri = settings.tracking_uri
     if uri.startswith("sqlite:"):
         Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     local = not uri.startswith(("http://", "https://"))
@@ -156,12 +167,6 @@ def compile_dags(
     _hand_logging_to_zenml()
     from zenml.client import Client
 
-    from zenml_pipelines.airflow_dags import (
-        compile_pipeline,
-        load_dags_config,
-        remove_stale_dags,
-    )
-
     stack = Client().active_stack
     if stack.orchestrator.flavor != "airflow":
         raise typer.BadParameter(
@@ -169,6 +174,16 @@ def compile_dags(
             "orchestrator; register an Airflow stack first: goldsignals stack "
             "--config stack_configs/airflow_local.yaml"
         )
+    _compile(settings, names)
+
+
+def _compile(settings: Settings, names: tuple[str, ...]) -> None:
+    from zenml_pipelines.airflow_dags import (
+        compile_pipeline,
+        load_dags_config,
+        remove_stale_dags,
+    )
+
     config = load_dags_config()
     for name in names:
         dag_id = compile_pipeline(name, config)
@@ -176,6 +191,84 @@ def compile_dags(
     keep = {spec.dag_id for spec in config.pipelines.values()}
     for path in remove_stale_dags(settings.dags_dir, keep):
         print(f"removed stale {path}")
+
+
+@app.command("deploy-stack")
+def deploy_stack(
+    config: Annotated[
+        Path, typer.Option(help="Stack YAML of the deployment.")
+    ] = PROJECT_ROOT / "stack_configs" / "airflow_host.yaml",
+) -> None:
+    """Register the Airflow stack against the running services; compile the DAGs.
+
+    Probes Postgres, the MLflow server, the ZenML server and Airflow first and
+    fails in seconds, naming any that is down. Then migrates the signals
+    schema, connects the ZenML client to the ZenML server, registers the stack
+    and activates it, records the deployment in the state folder (so every
+    later command uses it) and compiles the three DAGs. Idempotent.
+    """
+    from goldsignals import deploy, zenml_server
+    from goldsignals.signal_store import create_signal_engine
+
+    settings = _settings()
+    server = zenml_server.from_settings(settings)
+    deployment = deploy.plan_deployment(settings, zenml_url=server.url)
+    deploy.check_services(deployment)
+    print(f"Postgres: {deployment.signals_db_url}")
+    print(f"MLflow server: {deployment.tracking_uri}")
+    print(f"Airflow: {deployment.airflow_url}")
+    deploy.apply_deployment(deployment)
+    create_signal_engine(deployment.signals_db_url).dispose()
+    print("signals schema migrated to the newest revision")
+
+    _hand_logging_to_zenml()
+    zenml_server.connect(server)
+    print(f"ZenML client uses the server at {server.url} (dashboard)")
+    from goldsignals.stack import (
+        ensure_secret,
+        load_stack_spec,
+        register_stack,
+        stack_variables,
+    )
+
+    password = settings.mlflow_tracking_password
+    print(
+        ensure_secret(
+            "goldsignals_mlflow",
+            {
+                "username": settings.mlflow_tracking_username,
+                "password": password.get_secret_value() if password else "unchecked",
+            },
+        )
+    )
+    spec = load_stack_spec(config, stack_variables(settings))
+    for line in register_stack(spec):
+        print(line)
+    _ensure_mlflow_experiment(settings, deployment.tracking_uri)
+    path = deploy.write_deployment_file(settings.deployment_file, deployment)
+    print(f"deployment settings in {path}")
+    _compile(settings, PIPELINE_ORDER)
+    print(f"Done: trigger the DAGs in the Airflow UI at {deployment.airflow_url}")
+
+
+@app.command()
+def undeploy() -> None:
+    """Forget the deployment: commands use the embedded defaults again.
+
+    Removes the recorded deployment settings and points the ZenML client back
+    at its local store (the same database the server served). The services
+    keep running; `make down` stops them.
+    """
+    from goldsignals import zenml_server
+
+    settings = _settings()
+    if settings.deployment_file.is_file():
+        settings.deployment_file.unlink()
+        print(f"removed {settings.deployment_file}")
+    _hand_logging_to_zenml()
+    if zenml_server.disconnect():
+        print("ZenML client is back on its local store")
+    print("register a stack again: `make stack` (embedded) or `make deploy-stack`")
 
 
 @app.command()
@@ -199,24 +292,55 @@ def signals(
     print(tabulate(frame, headers="keys", tablefmt="github", showindex=False))
 
 
-def _airflow_host(settings: Settings) -> Any:
+def _airflow_host(settings: Settings, database: str | None = None) -> Any:
     from goldsignals.airflow_host import AirflowHost
 
+    metadata_url = {
+        None: None,
+        "sqlite": f"sqlite:///{settings.airflow_home / 'airflow.db'}",
+        "postgres": settings.host_database_url("airflow"),
+    }[database]
     return AirflowHost(
         home=settings.airflow_home,
         dags_dir=settings.dags_dir,
         host=settings.airflow_host,
         port=settings.airflow_port,
         parallelism=settings.airflow_parallelism,
+        metadata_url=metadata_url,
     )
 
 
+class MetadataDatabase(StrEnum):
+    """Where Airflow keeps its metadata."""
+
+    SQLITE = "sqlite"
+    POSTGRES = "postgres"
+
+
+AirflowDatabase = Annotated[
+    MetadataDatabase | None,
+    typer.Option(
+        "--database",
+        help="Metadata database: a SQLite file in the Airflow home, or the "
+        "database `airflow` of `goldsignals postgres start`. Default: keep the "
+        "one airflow.cfg names (SQLite for a new home).",
+    ),
+]
+
+
 @airflow_app.command("start")
-def airflow_start() -> None:
+def airflow_start(database: AirflowDatabase = None) -> None:
     """Write airflow.cfg, migrate the database, start the three services."""
     from goldsignals import airflow_host
 
-    airflow = _airflow_host(_settings())
+    settings = _settings()
+    if database == "postgres" and not settings.pgpass_file.is_file():
+        raise typer.BadParameter(
+            f"no Postgres password file at {settings.pgpass_file}; run "
+            "`goldsignals postgres start` (or `make up`) before "
+            "`goldsignals airflow start --database postgres`"
+        )
+    airflow = _airflow_host(settings, database)
     print(f"config: {airflow_host.write_config(airflow)}")
     airflow_host.migrate_database(airflow)
     for name, pid in airflow_host.start(airflow).items():
@@ -294,13 +418,19 @@ def postgres_start() -> None:
         reader_password=settings.db_reader_password.get_secret_value(),
     ):
         print(f"created {line}")
-    url = host.url(
-        "goldsignals", settings.db_user, settings.db_password.get_secret_value()
+    pgpass = postgres_host.write_pgpass(
+        settings.pgpass_file,
+        host.port,
+        {
+            settings.db_user: settings.db_password.get_secret_value(),
+            settings.db_reader_user: settings.db_reader_password.get_secret_value(),
+        },
     )
-    create_signal_engine(url).dispose()
+    create_signal_engine(settings.host_database_url("goldsignals")).dispose()
     print(f"PostgreSQL on 127.0.0.1:{host.port}, data in {host.data_dir}")
+    print(f"  passwords in {pgpass} (export PGPASSFILE={pgpass} for psql)")
     for name in postgres_host.DATABASES:
-        print(f"  {host.url(name, settings.db_user, '***')}")
+        print(f"  {settings.host_database_url(name)}")
 
 
 @postgres_app.command("stop")
@@ -315,16 +445,9 @@ def postgres_stop() -> None:
 def _mlflow_host(settings: Settings) -> Any:
     from goldsignals.mlflow_host import MlflowHost
 
-    if settings.db_password is None:
-        raise typer.BadParameter(
-            "set GOLDSIGNALS_DB_PASSWORD (copy .env.example to .env); the MLflow "
-            "server stores runs in the Postgres database mlflow"
-        )
-    postgres = _postgres_host(settings)
-    password = settings.db_password.get_secret_value()
     return MlflowHost(
         home=settings.home / "mlflow-server",
-        backend_store_uri=postgres.url("mlflow", settings.db_user, password),
+        backend_store_uri=settings.host_database_url("mlflow"),
         port=settings.mlflow_port,
     )
 
@@ -334,7 +457,14 @@ def mlflow_start() -> None:
     """Start the MLflow server on the Postgres database `mlflow`."""
     from goldsignals import mlflow_host
 
-    host = _mlflow_host(_settings())
+    settings = _settings()
+    if not settings.pgpass_file.is_file():
+        raise typer.BadParameter(
+            f"no Postgres password file at {settings.pgpass_file}; the MLflow "
+            "server keeps its runs in Postgres: run `goldsignals postgres start` "
+            "(or `make up`) first"
+        )
+    host = _mlflow_host(settings)
     pid = mlflow_host.start(host)
     print(f"MLflow server at {host.url} (pid {pid}), artifacts in {host.home}")
 
@@ -346,6 +476,64 @@ def mlflow_stop() -> None:
 
     stopped = mlflow_host.stop(_mlflow_host(_settings()))
     print("stopped the MLflow server" if stopped else "MLflow server was not running")
+
+
+zenml_server_app = typer.Typer(
+    help="ZenML server and dashboard from .venv-zenml-server (127.0.0.1, no auth)."
+)
+app.add_typer(zenml_server_app, name="zenml-server")
+
+
+def _zenml_server(settings: Settings) -> Any:
+    from goldsignals.zenml_server import from_settings
+
+    return from_settings(settings)
+
+
+@zenml_server_app.command("start")
+def zenml_server_start() -> None:
+    """Install the server's environment if needed and start the server."""
+    from goldsignals import zenml_server
+
+    server = _zenml_server(_settings())
+    if zenml_server.ensure_environment(server):
+        print(f"installed the ZenML server environment in {server.venv}")
+    pid = zenml_server.start(server)
+    print(f"ZenML dashboard at {server.url} (pid {pid}), log {server.log_file}")
+    print("connect the client with: goldsignals zenml-server connect")
+
+
+@zenml_server_app.command("stop")
+def zenml_server_stop() -> None:
+    """Stop the ZenML server (the client stays connected; see disconnect)."""
+    from goldsignals import zenml_server
+
+    stopped = zenml_server.stop(_zenml_server(_settings()))
+    print("stopped the ZenML server" if stopped else "ZenML server was not running")
+
+
+@zenml_server_app.command("connect")
+def zenml_server_connect() -> None:
+    """Make the ZenML client of this state folder use the running server."""
+    from goldsignals import zenml_server
+
+    server = _zenml_server(_settings())
+    _hand_logging_to_zenml()
+    config_folder = zenml_server.connect(server)
+    print(f"ZenML client ({config_folder}) now uses {server.url}")
+
+
+@zenml_server_app.command("disconnect")
+def zenml_server_disconnect() -> None:
+    """Make the ZenML client use its local SQLite store again."""
+    from goldsignals import zenml_server
+
+    _settings()
+    _hand_logging_to_zenml()
+    if zenml_server.disconnect():
+        print("ZenML client is back on its local store")
+    else:
+        print("ZenML client was not connected to a server")
 
 
 def entrypoint() -> None:

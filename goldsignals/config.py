@@ -69,6 +69,10 @@ class Settings(BaseSettings):
     airflow_parallelism: int = Field(default=4, ge=1)
     postgres_port: int = Field(default=5433, ge=1, le=65535)
     mlflow_port: int = Field(default=5000, ge=1, le=65535)
+    zenml_server_port: int = Field(default=8237, ge=1, le=65535)
+    zenml_server_venv: Path = PROJECT_ROOT / ".venv-zenml-server"
+    mlflow_tracking_username: str = "goldsignals"
+    mlflow_tracking_password: SecretStr | None = None
     db_user: str = "goldsignals"
     db_password: SecretStr | None = None
     db_reader_user: str = "goldsignals_reader"
@@ -133,6 +137,27 @@ class Settings(BaseSettings):
         return self.home / "postgres" / "data"
 
     @property
+    def pgpass_file(self) -> Path:
+        """libpq password file of the host-mode server (mode 600).
+
+        Every client (psycopg2, asyncpg, ``psql``) finds passwords in it
+        through ``PGPASSFILE``, so URLs, DAG files and process lists carry none.
+        """
+        return self.home / "postgres" / "pgpass"
+
+    @property
+    def deployment_file(self) -> Path:
+        """Settings written by ``goldsignals deploy-stack`` (no secrets)."""
+        return self.home / "deployment.env"
+
+    def host_database_url(self, database: str) -> str:
+        """Password-less URL of ``database`` on the host-mode server."""
+        return (
+            f"postgresql+psycopg2://{self.db_user}@127.0.0.1:"
+            f"{self.postgres_port}/{database}"
+        )
+
+    @property
     def zenml_config_path(self) -> Path:
         """ZenML global configuration and local store."""
         return self.home / "zenml"
@@ -144,8 +169,18 @@ class Settings(BaseSettings):
 
 
 def get_settings() -> Settings:
-    """Read the settings from the environment (and ``.env``)."""
-    return Settings()
+    """Read the settings from the environment, ``.env`` and the deployment.
+
+    Precedence, highest first: environment variables, ``.env``, then the
+    ``deployment.env`` that ``goldsignals deploy-stack`` writes into the
+    state folder (so that after a deployment every command reads the
+    deployed signals database and MLflow server).
+    """
+    settings = Settings()
+    if settings.deployment_file.is_file():
+        files = (settings.deployment_file, Path(".env"))
+        settings = Settings(_env_file=files)  # type: ignore[call-arg]
+    return settings
 
 
 def apply_environment(settings: Settings) -> None:
@@ -165,6 +200,7 @@ def apply_environment(settings: Settings) -> None:
         "ZENML_CUSTOM_SOURCE_ROOT": str(PROJECT_ROOT),
         "MPLCONFIGDIR": str(settings.home / "cache" / "matplotlib"),
         "XDG_CACHE_HOME": str(settings.home / "cache"),
+        "PGPASSFILE": str(settings.pgpass_file),
     }
     for key, value in defaults.items():
         os.environ.setdefault(key, value)

@@ -9,19 +9,21 @@ from __future__ import annotations
 
 import logging
 import os
-import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from goldsignals.errors import GoldSignalsError
-from goldsignals.processes import answers_ok, read_pid, stop_process_group
+from goldsignals.processes import (
+    read_pid,
+    spawn_server,
+    stop_server,
+    wait_until_answering,
+)
 
 logger = logging.getLogger(__name__)
 
 
-_STARTED: dict[int, subprocess.Popen[bytes]] = {}
 """Servers started by this process, kept so they are reaped when stopped."""
 
 
@@ -87,44 +89,21 @@ def start(host: MlflowHost, *, timeout: float = 90.0) -> int:
         "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
         "MLFLOW_DISABLE_TELEMETRY": "true",
     }
-    with (host.home / "server.log").open("ab") as log:
-        process = subprocess.Popen(
-            command, env=environment, stdout=log, stderr=log, start_new_session=True
-        )
-    _STARTED[process.pid] = process
-    host.pid_file.write_text(str(process.pid))
-    _wait_for_health(host, process, timeout)
+    process = spawn_server(
+        command, environment, host.home / "server.log", host.pid_file
+    )
+    wait_until_answering(
+        "MLflow server",
+        f"{host.url}/health",
+        process,
+        host.home / "server.log",
+        timeout=timeout,
+        error=MlflowHostError,
+    )
     logger.info("MLflow server at %s (pid %d)", host.url, process.pid)
     return process.pid
 
 
-def _wait_for_health(
-    host: MlflowHost, process: subprocess.Popen[bytes], timeout: float
-) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise MlflowHostError(
-                f"the MLflow server exited with status {process.returncode}; "
-                f"see {host.home / 'server.log'}"
-            )
-        if answers_ok(f"{host.url}/health"):
-            return
-        time.sleep(1.0)
-    raise MlflowHostError(
-        f"the MLflow server did not answer at {host.url}/health within "
-        f"{timeout:.0f} s; see {host.home / 'server.log'}"
-    )
-
-
 def stop(host: MlflowHost, *, timeout: float = 20.0) -> bool:
     """Stop the server's process group. Returns whether it was running."""
-    pid = running_pid(host)
-    if pid is None:
-        return False
-    stop_process_group(pid, timeout=timeout)
-    started = _STARTED.pop(pid, None)
-    if started is not None:
-        started.wait(timeout=timeout)
-    host.pid_file.unlink(missing_ok=True)
-    return True
+    return stop_server(host.pid_file, timeout=timeout)

@@ -241,6 +241,34 @@ DATABASES = ("goldsignals", "mlflow", "airflow")
 """Databases of host mode: signals and prices, MLflow's store, Airflow's."""
 
 
+def write_pgpass(path: Path, port: int, credentials: dict[str, str]) -> Path:
+    """Write a libpq password file (mode 600) for ``user -> password`` pairs.
+
+    Clients that find it through ``PGPASSFILE`` connect with password-less
+    URLs, so no password is written into configuration files, DAG files or
+    command lines.
+
+    Returns:
+        ``path``.
+    """
+
+    def escaped(value: str) -> str:
+        return value.replace("\\", "\\\\").replace(":", "\\:")
+
+    lines = [
+        f"{host}:{port}:*:{escaped(user)}:{escaped(password)}"
+        for user, password in credentials.items()
+        for host in ("127.0.0.1", "localhost")
+    ]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with os.fdopen(
+        os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w"
+    ) as f:
+        f.write("\n".join(lines) + "\n")
+    path.chmod(0o600)
+    return path
+
+
 def _literal(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import subprocess
 import time
 import urllib.error
 import urllib.request
@@ -46,3 +47,62 @@ def answers_ok(url: str) -> bool:
             return bool(response.status == 200)
     except (urllib.error.URLError, ConnectionError, TimeoutError):
         return False
+
+
+def wait_until_answering(
+    name: str,
+    url: str,
+    process: subprocess.Popen[bytes],
+    log_file: Path,
+    *,
+    timeout: float,
+    error: type[Exception],
+) -> None:
+    """Wait until ``url`` answers HTTP 200, while the server ``process`` lives.
+
+    Raises:
+        error: If the process exits first, or ``url`` stays silent for
+            ``timeout`` seconds; the message names ``log_file``.
+    """
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise error(
+                f"the {name} exited with status {process.returncode}; see {log_file}"
+            )
+        if answers_ok(url):
+            return
+        time.sleep(0.5)
+    raise error(
+        f"the {name} did not answer at {url} within {timeout:.0f} s; see {log_file}"
+    )
+
+
+_STARTED: dict[int, subprocess.Popen[bytes]] = {}
+"""Servers this process started, so that stopping one also reaps it."""
+
+
+def spawn_server(
+    command: list[str], environment: dict[str, str], log_file: Path, pid_file: Path
+) -> subprocess.Popen[bytes]:
+    """Start ``command`` in its own session, output to ``log_file``, pid recorded."""
+    with log_file.open("ab") as log:
+        process = subprocess.Popen(
+            command, env=environment, stdout=log, stderr=log, start_new_session=True
+        )
+    _STARTED[process.pid] = process
+    pid_file.write_text(str(process.pid))
+    return process
+
+
+def stop_server(pid_file: Path, *, timeout: float) -> bool:
+    """Stop the server whose pid ``pid_file`` records. Returns whether it ran."""
+    pid = read_pid(pid_file)
+    if pid is None:
+        return False
+    stop_process_group(pid, timeout=timeout)
+    started = _STARTED.pop(pid, None)
+    if started is not None:
+        started.wait(timeout=timeout)
+    pid_file.unlink(missing_ok=True)
+    return True

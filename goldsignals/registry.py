@@ -1,7 +1,10 @@
-"""MLflow side of the model: logging the served model and choosing a version.
+"""MLflow side of the model: logging, registering and choosing a version.
 
-Registration itself goes through ZenML's MLflow model registry component (see
-``steps/model_evaluator.py``); this module holds what is plain MLflow.
+Registration uses ``mlflow.register_model`` rather than ZenML's MLflow model
+registry component: an MLflow 3.17 tracking server refuses a version whose
+source is ``models:/<id>`` unless the model id comes with it, which ZenML
+0.98's component does not send. The ZenML metadata it would add (pipeline,
+run, step) is written as version tags instead.
 """
 
 from __future__ import annotations
@@ -100,6 +103,22 @@ def log_served_model(model: Any, example_rows: pd.DataFrame) -> LoggedModel:
     )
     logger.info("Logged model %s in MLflow run %s", info.model_uri, run.info.run_id)
     return LoggedModel(model_uri=info.model_uri, run_id=run.info.run_id)
+
+
+def register_version(
+    model_uri: str, name: str, *, tags: dict[str, str], description: str
+) -> str:
+    """Register the logged model ``model_uri`` as a new version of ``name``.
+
+    Works against a local database and a tracking server alike.
+
+    Returns:
+        The new version number.
+    """
+    version = mlflow.register_model(model_uri, name, tags=tags)
+    MlflowClient().update_model_version(name, version.version, description=description)
+    logger.info("Registered %s version %s from %s", name, version.version, model_uri)
+    return str(version.version)
 
 
 def _metric_of(client: MlflowClient, run_id: str | None, metric: str) -> float | None:

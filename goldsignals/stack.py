@@ -101,6 +101,26 @@ def _ensure_component(client: Any, kind: str, spec: ComponentSpec) -> str:
     return f"updated {kind} {spec.name}"
 
 
+def ensure_secret(name: str, values: dict[str, str]) -> str:
+    """Create or update the ZenML secret ``name`` (stack files refer to it).
+
+    Returns:
+        What was done, without the values.
+    """
+    from zenml.client import Client
+
+    client = Client()
+    try:
+        existing = client.get_secret(name, allow_partial_name_match=False)
+    except KeyError:
+        client.create_secret(name, values=values)
+        return f"created secret {name}"
+    if existing.secret_values == values:
+        return f"unchanged secret {name}"
+    client.update_secret(name, add_or_update_values=values)
+    return f"updated secret {name}"
+
+
 def register_stack(spec: StackSpec, *, activate: bool = True) -> list[str]:
     """Create or update the components and the stack; optionally activate it.
 

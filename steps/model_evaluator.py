@@ -11,8 +11,6 @@ from mlflow.tracking import MlflowClient
 from sklearn.base import ClassifierMixin
 from sklearn.preprocessing import StandardScaler
 from zenml import get_step_context, log_metadata, step
-from zenml.client import Client
-from zenml.model_registries.base_model_registry import ModelRegistryModelMetadata
 
 from goldsignals.config import get_settings
 from goldsignals.modeling import (
@@ -20,7 +18,11 @@ from goldsignals.modeling import (
     evaluate_classifier,
     training_fingerprint,
 )
-from goldsignals.registry import find_version_with_tag, log_served_model
+from goldsignals.registry import (
+    find_version_with_tag,
+    log_served_model,
+    register_version,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -46,28 +48,21 @@ def _register(
     model_uri: str, run_id: str, metrics: dict[str, float], fingerprint: str
 ) -> str:
     context = get_step_context()
-    registry = Client().active_stack.model_registry
-    if registry is None:
-        raise RuntimeError(
-            "the active ZenML stack has no model registry; register the stack "
-            "with `goldsignals stack` (make run does it)"
-        )
-    metadata = ModelRegistryModelMetadata(
-        zenml_pipeline_name=context.pipeline.name,
-        zenml_run_name=context.pipeline_run.name,
-        zenml_pipeline_run_uuid=str(context.pipeline_run.id),
-        zenml_step_name=context.step_run.name,
-        mlflow_run_id=run_id,
-        f1=f"{metrics['f1']:.6f}",
-        training_fingerprint=fingerprint,
-    )
-    version = registry.register_model_version(
-        name=get_settings().model_name,
-        model_source_uri=model_uri,
+    tags = {
+        "zenml_pipeline_name": context.pipeline.name,
+        "zenml_run_name": context.pipeline_run.name,
+        "zenml_pipeline_run_uuid": str(context.pipeline_run.id),
+        "zenml_step_name": context.step_run.name,
+        "mlflow_run_id": run_id,
+        "f1": f"{metrics['f1']:.6f}",
+        FINGERPRINT_TAG: fingerprint,
+    }
+    return register_version(
+        model_uri,
+        get_settings().model_name,
+        tags=tags,
         description=f"f1={metrics['f1']:.4f} roc_auc={metrics['roc_auc']:.4f}",
-        metadata=metadata,
     )
-    return str(version.version)
 
 
 @step(enable_cache=False)

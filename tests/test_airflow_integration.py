@@ -21,11 +21,11 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 import pytest
 
+from tests import airflow_api
 from tests.helpers import BIN, ROOT, free_port, isolated_env, real_price_slice, run
 
 pytestmark = pytest.mark.airflow
@@ -78,21 +78,6 @@ def running(airflow_env: dict[str, str], trained: dict[str, float]) -> str:
     output = _run(airflow_env, str(BIN / "goldsignals"), "airflow", "start")
     assert "Airflow UI: http://127.0.0.1:" in output
     return f"http://127.0.0.1:{airflow_env['GOLDSIGNALS_AIRFLOW_PORT']}"
-
-
-def _password(env: dict[str, str]) -> str:
-    path = Path(env["AIRFLOW_HOME"]) / "simple_auth_manager_passwords.json.generated"
-    return str(json.loads(path.read_text())["admin"])
-
-
-def _api(url: str, token: str | None = None, body: Any = None) -> Any:
-    headers = {"Content-Type": "application/json"}
-    if token:
-        headers["Authorization"] = f"Bearer {token}"
-    data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(url, data=data, headers=headers)
-    with urllib.request.urlopen(request, timeout=30) as response:
-        return json.loads(response.read())
 
 
 def _zenml_runs(env: dict[str, str]) -> list[tuple[str, str]]:
@@ -158,19 +143,12 @@ def test_dags_test_runs_features_and_training(
 def test_triggered_inference_writes_signals(
     airflow_env: dict[str, str], running: str
 ) -> None:
-    token = _api(
-        f"{running}/auth/token",
-        body={"username": "admin", "password": _password(airflow_env)},
-    )["access_token"]
-    _wait_for_dags(running, token)
+    token = airflow_api.login(running, Path(airflow_env["AIRFLOW_HOME"]))
+    airflow_api.wait_for_dags(running, token, DAG_IDS)
 
     started = time.monotonic()
-    run = _api(
-        f"{running}/api/v2/dags/gold_inference/dagRuns",
-        token,
-        body={"logical_date": None},
-    )
-    state = _wait_for_run(running, token, run["dag_run_id"])
+    run_id = airflow_api.trigger(running, token, "gold_inference")
+    state = airflow_api.wait_for_run(running, token, "gold_inference", run_id)
     elapsed = time.monotonic() - started
 
     assert state == "success"
@@ -183,41 +161,17 @@ def test_triggered_inference_writes_signals(
     print(f"gold_inference trigger to success: {elapsed:.1f} s")
 
 
-def _wait_for_dags(base: str, token: str, timeout: float = 180) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = {d["dag_id"] for d in _api(f"{base}/api/v2/dags", token)["dags"]}
-        if set(DAG_IDS) <= found:
-            return
-        time.sleep(2)
-    pytest.fail(f"the DAGs did not appear in Airflow within {timeout} s")
-
-
-def _wait_for_run(base: str, token: str, run_id: str, timeout: float = 600) -> str:
-    url = f"{base}/api/v2/dags/gold_inference/dagRuns/{run_id}"
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        state = str(_api(url, token)["state"])
-        if state in ("success", "failed"):
-            return state
-        time.sleep(2)
-    pytest.fail(f"gold_inference run {run_id} did not finish within {timeout} s")
-
-
 def test_import_errors_are_none(airflow_env: dict[str, str], running: str) -> None:
-    token = _api(
-        f"{running}/auth/token",
-        body={"username": "admin", "password": _password(airflow_env)},
-    )["access_token"]
+    token = airflow_api.login(running, Path(airflow_env["AIRFLOW_HOME"]))
 
-    errors = _api(f"{running}/api/v2/importErrors", token)
+    errors = airflow_api.call(f"{running}/api/v2/importErrors", token)
 
     assert errors["total_entries"] == 0
 
 
 def test_rest_api_refuses_anonymous_access(running: str) -> None:
     with pytest.raises(urllib.error.HTTPError) as info:
-        _api(f"{running}/api/v2/dags")
+        airflow_api.call(f"{running}/api/v2/dags")
 
     assert info.value.code in (401, 403)
 
@@ -261,7 +215,9 @@ def test_browser_login_shows_the_three_dags(
         )
         form = browser.find_element(By.NAME, "username")
         form.send_keys("admin")
-        browser.find_element(By.NAME, "password").send_keys(_password(airflow_env))
+        browser.find_element(By.NAME, "password").send_keys(
+            airflow_api.admin_password(Path(airflow_env["AIRFLOW_HOME"]))
+        )
         browser.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
         wait.until(expected_conditions.staleness_of(form))
         browser.get(f"{running}/dags")

@@ -16,6 +16,7 @@ from typing import Any
 
 import yaml
 from pydantic import BaseModel, Field, ValidationError, field_validator
+from sqlalchemy.engine import make_url
 
 from goldsignals.errors import GoldSignalsError
 from zenml_pipelines import CONFIG_DIR, PIPELINES, configured_pipeline
@@ -114,10 +115,14 @@ STEP_ENVIRONMENT = (
     "GOLDSIGNALS_HOME",
     "GOLDSIGNALS_TICKER",
     "GOLDSIGNALS_SEED_CSV",
+    "GOLDSIGNALS_SIGNALS_DB_URL",
+    "GOLDSIGNALS_MLFLOW_TRACKING_URI",
+    "PGPASSFILE",
     "ZENML_CONFIG_PATH",
     "ZENML_LOCAL_STORES_PATH",
 )
-"""Variables baked into every task: where the state lives (paths, no secrets)."""
+"""Variables baked into every task: where the state and the services are
+(paths and password-less URLs, no secrets)."""
 
 
 def step_environment() -> dict[str, str]:
@@ -125,8 +130,20 @@ def step_environment() -> dict[str, str]:
 
     Without ``ZENML_CONFIG_PATH`` a step process would write a second ZenML
     configuration into the user's home; telemetry stays off.
+
+    Raises:
+        DagsConfigError: If the signals URL carries a password, which would
+            be written into the DAG file in plain text.
     """
     environment = {k: os.environ[k] for k in STEP_ENVIRONMENT if k in os.environ}
+    url = environment.get("GOLDSIGNALS_SIGNALS_DB_URL")
+    if url and make_url(url).password:
+        raise DagsConfigError(
+            "GOLDSIGNALS_SIGNALS_DB_URL contains a password, which would be "
+            "written into the DAG files; remove it from the URL and keep it in "
+            "a libpq password file named by PGPASSFILE (`goldsignals postgres "
+            "start` writes one)"
+        )
     return {
         **environment,
         "ZENML_ANALYTICS_OPT_IN": "false",
