@@ -23,7 +23,7 @@ export AIRFLOW_HOME := $(GOLDSIGNALS_HOME)/airflow
 
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | md5sum | cut -c1-12)
 
-.PHONY: help install system-deps stack run train infer signals airflow compile up \
+.PHONY: help install system-deps stack run train infer signals evaluate airflow compile up \
 	deploy-stack down test test-fast lint format check lock lock-zenml-server clean \
 	distclean
 
@@ -55,8 +55,11 @@ train: stack ## Run only the training pipeline
 infer: stack ## Run only the inference pipeline
 	$(BIN)/goldsignals run inference
 
-signals: install ## Print the newest signals
+signals: install ## Print the newest signals and their track record
 	$(BIN)/goldsignals signals
+
+evaluate: install ## Walk-forward scores and backtest of the model on the real history
+	$(BIN)/goldsignals evaluate
 
 airflow: install ## Airflow on this host: register the stack, compile DAGs, start
 	$(BIN)/goldsignals stack --config stack_configs/airflow_local.yaml

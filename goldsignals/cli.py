@@ -271,25 +271,121 @@ def undeploy() -> None:
     print("register a stack again: `make stack` (embedded) or `make deploy-stack`")
 
 
+model_app = typer.Typer(help="The registered model: champion alias, rollback.")
+app.add_typer(model_app, name="model")
+
+
+def _actor() -> str:
+    import getpass
+    import socket
+
+    return f"{getpass.getuser()}@{socket.gethostname()}"
+
+
+@model_app.command("champion")
+def model_champion() -> None:
+    """Show the champion version and every recorded move of its alias."""
+    settings = _settings()
+    from mlflow.tracking import MlflowClient
+
+    from goldsignals.registry import champion_history, champion_version
+
+    client = MlflowClient(tracking_uri=settings.tracking_uri)
+    name = settings.model_name
+    current = champion_version(client, name)
+    print(f"{name}@champion: " + (f"v{current}" if current else "none yet"))
+    for move in champion_history(client, name):
+        before = f"v{move['from_version']}" if move["from_version"] else "none"
+        print(
+            f"  {move['at']}  {before} -> v{move['to_version']}  "
+            f"by {move['by']}: {move['reason']}"
+        )
+
+
+@model_app.command("rollback")
+def model_rollback(
+    reason: Annotated[str, typer.Option(help="Why; recorded in MLflow.")],
+) -> None:
+    """Give the champion alias back to the previous champion."""
+    settings = _settings()
+    from mlflow.tracking import MlflowClient
+
+    from goldsignals.registry import roll_back_champion
+
+    client = MlflowClient(tracking_uri=settings.tracking_uri)
+    move = roll_back_champion(
+        client, settings.model_name, actor=_actor(), reason=reason
+    )
+    print(
+        f"{settings.model_name}@champion: v{move['from_version']} -> "
+        f"v{move['to_version']} ({move['reason']})"
+    )
+
+
+SIGNAL_COLUMNS = (
+    "ticker",
+    "as_of_date",
+    "signal",
+    "probability",
+    "model_version",
+    "model_alias",
+    "realised_return",
+    "outcome_correct",
+    "created_at",
+)
+LINEAGE_COLUMNS = (
+    "model_name",
+    "mlflow_run_id",
+    "zenml_run_id",
+    "last_price_date",
+    "feature_hash",
+)
+
+
 @app.command()
 def signals(
     ticker: Annotated[str | None, typer.Option(help="Only this ticker.")] = None,
     limit: Annotated[int, typer.Option(min=1, help="At most this many rows.")] = 10,
+    lineage: Annotated[
+        bool, typer.Option(help="Also show runs, data date and feature hash.")
+    ] = False,
 ) -> None:
-    """Print the newest signals as a table."""
+    """Print the newest signals and the track record of those issued."""
     settings = _settings()
+    import pandas as pd
     from tabulate import tabulate
 
-    from goldsignals.signal_store import create_signal_engine, read_latest_signals
+    from goldsignals.signal_store import (
+        create_signal_engine,
+        read_latest_signals,
+        track_record,
+    )
 
     engine = create_signal_engine(settings.signals_url)
     frame = read_latest_signals(engine, ticker=ticker, limit=limit)
+    record = track_record(engine, ticker=ticker)
+    engine.dispose()
     if frame.empty:
         print("No signals yet: run `goldsignals run all` (or `make run`).")
         return
+    columns = list(SIGNAL_COLUMNS) + (list(LINEAGE_COLUMNS) if lineage else [])
+    frame = frame[columns]
     frame["probability"] = frame["probability"].map("{:.3f}".format)
+    frame["realised_return"] = frame["realised_return"].map(
+        lambda value: "" if pd.isna(value) else f"{value:+.4f}"
+    )
     frame["created_at"] = frame["created_at"].astype(str).str.slice(0, 19)
     print(tabulate(frame, headers="keys", tablefmt="github", showindex=False))
+    if record.signals == 0:
+        print("Track record: no signal has a known next close yet.")
+        return
+    print(
+        f"Track record: {record.signals} signals from {record.first_date} to "
+        f"{record.last_date} with a known next close; {record.calls} BUY/SELL "
+        f"calls, hit rate {record.hit_rate:.1%}; following them (long on BUY, "
+        f"short on SELL, flat on HOLD, before costs): "
+        f"{record.cumulative_return:+.2%}"
+    )
 
 
 def _airflow_host(settings: Settings, database: str | None = None) -> Any:
@@ -534,6 +630,54 @@ def zenml_server_disconnect() -> None:
         print("ZenML client is back on its local store")
     else:
         print("ZenML client was not connected to a server")
+
+
+@app.command()
+def evaluate(
+    prices: Annotated[
+        Path | None,
+        typer.Option(help="Price file (default: GOLDSIGNALS_SEED_CSV)."),
+    ] = None,
+    short: Annotated[
+        bool, typer.Option("--short/--flat", help="SELL goes short, or flat.")
+    ] = True,
+    cost_bps: Annotated[
+        float,
+        typer.Option(min=0.0, help="Basis points per unit of position change."),
+    ] = 2.0,
+    out: Annotated[
+        Path | None,
+        typer.Option(help="Folder (default: $GOLDSIGNALS_HOME/reports/evaluation)."),
+    ] = None,
+) -> None:
+    """Walk-forward scores, test window and backtest of the configured model."""
+    settings = _settings()
+    path = prices or settings.seed_csv
+    if path is None:
+        raise typer.BadParameter(
+            "no price file: pass --prices PATH or set GOLDSIGNALS_SEED_CSV "
+            "(the Makefile sets it to ../shared/data/gold_futures_daily.csv)"
+        )
+    from goldsignals.backtest import BacktestConfig
+    from goldsignals.config import PIPELINE_CONFIG_DIR
+    from goldsignals.report import (
+        build_report,
+        load_report_config,
+        read_clean_prices,
+        render_markdown,
+        write_report,
+    )
+
+    backtest = BacktestConfig(short=short, cost_bps=cost_bps)
+    config = load_report_config(PIPELINE_CONFIG_DIR, backtest=backtest)
+
+    clean = read_clean_prices(path, repair_ohlc=config.repair_ohlc)
+
+    report = build_report(clean, config)
+    print(render_markdown(report))
+    folder = out or settings.home / "reports" / "evaluation"
+    for written in write_report(report, folder):
+        print(f"wrote {written}")
 
 
 def entrypoint() -> None:

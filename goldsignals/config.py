@@ -16,6 +16,8 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
+PIPELINE_CONFIG_DIR = PROJECT_ROOT / "zenml_pipelines" / "configs"
+"""The pipelines' parameter files (also read by the evaluation report)."""
 
 OFFLINE_ENVIRONMENT = {
     "ZENML_ANALYTICS_OPT_IN": "false",

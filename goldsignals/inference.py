@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from dataclasses import dataclass
+from datetime import date
 from typing import Any
 
 import numpy as np
@@ -25,6 +27,20 @@ class ModelRef:
     run_id: str | None
     metric: str
     metric_value: float | None
+    alias: str | None = None
+
+
+def feature_row_hash(row: pd.Series[Any]) -> str:
+    """SHA-256 of one feature row: its date, the feature names and values.
+
+    Values are hashed as float64 bytes, so the same numbers always give the
+    same hash and any change in a single feature gives another.
+    """
+    values = row[list(FEATURE_COLUMNS)].to_numpy(dtype="float64")
+    digest = hashlib.sha256(f"{row.name:%Y-%m-%d}|".encode())
+    digest.update("|".join(FEATURE_COLUMNS).encode())
+    digest.update(np.ascontiguousarray(values).tobytes())
+    return digest.hexdigest()
 
 
 def classify_probabilities(
@@ -60,6 +76,7 @@ def predict_signals(
     model_ref: ModelRef,
     hold_band: float,
     zenml_run_id: str | None = None,
+    last_price_date: date | None = None,
 ) -> pd.DataFrame:
     """Predict one signal per row of the newest feature rows.
 
@@ -70,6 +87,8 @@ def predict_signals(
         model_ref: Registry coordinates of ``model``.
         hold_band: Half-width of the HOLD band around 0.5.
         zenml_run_id: Id of the ZenML run writing the signals.
+        last_price_date: Last date of the price history the features were
+            built from (default: the newest row's date).
 
     Returns:
         One row per date with the signals table's columns.
@@ -94,6 +113,9 @@ def predict_signals(
             "model_name": model_ref.name,
             "mlflow_run_id": model_ref.run_id,
             "zenml_run_id": zenml_run_id,
+            "model_alias": model_ref.alias,
+            "last_price_date": last_price_date or rows.index.max().date(),
+            "feature_hash": [feature_row_hash(row) for _, row in rows.iterrows()],
         }
     )
     logger.info(

@@ -9,9 +9,12 @@ run, step) is written as version tags instead.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -202,3 +205,156 @@ def find_version_with_tag(
 def load_version(ref: ModelRef) -> Any:
     """Load the scikit-learn model of a registered version."""
     return mlflow.sklearn.load_model(f"models:/{ref.name}/{ref.version}")
+
+
+CHAMPION = "champion"
+"""Registry alias of the model version inference serves."""
+
+
+@dataclass(frozen=True)
+class GateDecision:
+    """Whether a newly trained version takes the champion alias, and why."""
+
+    promote: bool
+    reason: str
+
+
+def champion_gate(
+    challenger: Mapping[str, float],
+    champion: Mapping[str, float] | None,
+    *,
+    primary: str,
+    floor_metric: str,
+    floor: float,
+) -> GateDecision:
+    """Decide on the champion alias: a floor first, then the primary metric.
+
+    Both metric sets must come from the same evaluation window. Higher is
+    better for both metrics; a tie keeps the champion.
+
+    Args:
+        challenger: Metrics of the new version.
+        champion: Metrics of the current champion, or ``None`` if none exists.
+        primary: Metric that must improve (e.g. ``sharpe``).
+        floor_metric: Metric the challenger must reach at least (e.g. ``f1``).
+        floor: That minimum.
+    """
+    low = challenger[floor_metric]
+    if not low >= floor:
+        return GateDecision(
+            False, f"{floor_metric} {low:.4f} is below the floor {floor:.4f}"
+        )
+    new = challenger[primary]
+    if champion is None:
+        return GateDecision(True, f"no champion yet; {primary} {new:.4f}")
+    old = champion[primary]
+    if math.isnan(new):
+        return GateDecision(False, f"{primary} of the new version is undefined")
+    if math.isnan(old) or new > old:
+        return GateDecision(True, f"{primary} {new:.4f} beats the champion's {old:.4f}")
+    return GateDecision(
+        False, f"{primary} {new:.4f} does not beat the champion's {old:.4f}"
+    )
+
+
+def champion_version(client: MlflowClient, name: str) -> str | None:
+    """The version holding the champion alias of ``name``, if any."""
+    try:
+        version = client.get_model_version_by_alias(name, CHAMPION)
+    except MlflowException:
+        return None
+    return str(version.version)
+
+
+def move_champion(
+    client: MlflowClient, name: str, version: str, *, actor: str, reason: str
+) -> dict[str, str]:
+    """Give ``version`` the champion alias and record the move.
+
+    The record (who, when, why, from which version) goes into tags of the
+    version (``champion_*``) and into one tag of the registered model per
+    move (``champion_move_<UTC time>``), so the history is kept in MLflow.
+
+    Returns:
+        The recorded move.
+    """
+    previous = champion_version(client, name)
+    at = datetime.now(UTC)
+    move = {
+        "from_version": previous or "",
+        "to_version": version,
+        "by": actor,
+        "at": at.isoformat(timespec="seconds"),
+        "reason": reason,
+    }
+    client.set_registered_model_alias(name, CHAMPION, version)
+    for key in ("by", "at", "reason"):
+        client.set_model_version_tag(name, version, f"champion_{key}", move[key])
+    client.set_model_version_tag(name, version, "champion_previous", previous or "")
+    stamp = f"{at:%Y%m%dT%H%M%S%fZ}"
+    client.set_registered_model_tag(name, f"champion_move_{stamp}", json.dumps(move))
+    logger.info("%s of %s: v%s -> v%s (%s)", CHAMPION, name, previous, version, reason)
+    return move
+
+
+def champion_history(client: MlflowClient, name: str) -> list[dict[str, str]]:
+    """Every recorded move of the champion alias, oldest first (none: empty)."""
+    try:
+        tags = client.get_registered_model(name).tags
+    except MlflowException:
+        return []
+    moves = sorted(
+        (key, value) for key, value in tags.items() if key.startswith("champion_move_")
+    )
+    return [json.loads(value) for _, value in moves]
+
+
+def roll_back_champion(
+    client: MlflowClient, name: str, *, actor: str, reason: str
+) -> dict[str, str]:
+    """Give the champion alias back to the version that held it before.
+
+    Raises:
+        ModelNotFoundError: If there is no champion, or no earlier one.
+    """
+    current = champion_version(client, name)
+    if current is None:
+        raise ModelNotFoundError(
+            f"model {name!r} has no {CHAMPION} alias to roll back; train a model "
+            "first (`goldsignals run training`)"
+        )
+    previous = client.get_model_version(name, current).tags.get("champion_previous")
+    if not previous:
+        raise ModelNotFoundError(
+            f"version {current} of {name!r} is the first {CHAMPION}; there is no "
+            "earlier one to roll back to"
+        )
+    reason = f"rollback from v{current}: {reason}"
+    return move_champion(client, name, previous, actor=actor, reason=reason)
+
+
+def select_serving_version(
+    client: MlflowClient, *, name: str, metric: str, greater_is_better: bool = True
+) -> ModelRef:
+    """The version inference serves: the champion, else the best by ``metric``.
+
+    Raises:
+        ModelNotFoundError: If no version is registered (see
+            :func:`select_best_version`).
+    """
+    version = champion_version(client, name)
+    if version is None:
+        logger.info("%s has no %s: ranking versions by %s", name, CHAMPION, metric)
+        return select_best_version(
+            client, name=name, metric=metric, greater_is_better=greater_is_better
+        )
+    run_id = client.get_model_version(name, version).run_id
+    logger.info("Serving %s@%s (v%s)", name, CHAMPION, version)
+    return ModelRef(
+        name=name,
+        version=version,
+        run_id=run_id,
+        metric=metric,
+        metric_value=_metric_of(client, run_id, metric),
+        alias=CHAMPION,
+    )

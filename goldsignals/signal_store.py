@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
@@ -25,6 +27,8 @@ logger = logging.getLogger(__name__)
 
 SIGNAL_VALUES = ("BUY", "SELL", "HOLD")
 KEY_COLUMNS = ("ticker", "as_of_date", "model_version")
+OUTCOME_COLUMNS = ("realised_return", "outcome_correct")
+POSITIONS = {"BUY": 1.0, "SELL": -1.0, "HOLD": 0.0}
 VERSION_TABLE = "goldsignals_alembic_version"
 MIGRATIONS = Path(__file__).parent / "migrations"
 _MIGRATION_LOCK = 7_404_653  # Postgres advisory lock key of schema upgrades
@@ -46,6 +50,11 @@ signals_table = sa.Table(
     sa.Column("mlflow_run_id", sa.String(64), nullable=True),
     sa.Column("zenml_run_id", sa.String(64), nullable=True),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("model_alias", sa.String(64), nullable=True),
+    sa.Column("last_price_date", sa.Date, nullable=True),
+    sa.Column("feature_hash", sa.String(64), nullable=True),
+    sa.Column("realised_return", sa.Float, nullable=True),
+    sa.Column("outcome_correct", sa.Boolean, nullable=True),
     sa.UniqueConstraint(*KEY_COLUMNS, name="uq_signals_ticker_date_version"),
     sa.CheckConstraint(
         "signal IN ('BUY', 'SELL', 'HOLD')", name="ck_signals_signal_value"
@@ -172,18 +181,74 @@ def _upsert_statement(engine: Engine, rows: list[dict[str, Any]]) -> Any:
     updated = {
         column.name: statement.excluded[column.name]
         for column in signals_table.columns
-        if column.name not in (*KEY_COLUMNS, "id")
+        if column.name not in (*KEY_COLUMNS, *OUTCOME_COLUMNS, "id")
     }
     return statement.on_conflict_do_update(index_elements=KEY_COLUMNS, set_=updated)
 
 
-def write_signals(engine: Engine, rows: Iterable[Mapping[str, Any]]) -> int:
+def fill_outcomes(
+    connection: sa.Connection, ticker: str, closes: pd.Series[float]
+) -> int:
+    """Record the realised return of ``ticker``'s signals whose next close is known.
+
+    A signal as of day t earns close(t+1) / close(t) - 1, t+1 being the next
+    date in ``closes``; it was right when BUY met a rise or SELL a fall (a
+    HOLD is neither). Signals already filled, or whose day is not in
+    ``closes``, are left alone.
+
+    Args:
+        connection: Connection inside the caller's transaction.
+        ticker: Ticker whose signals to fill.
+        closes: Closing prices on an ascending date index.
+
+    Returns:
+        How many signal rows were filled.
+    """
+    days = pd.DatetimeIndex(closes.index).normalize()
+    next_return = pd.Series(closes.to_numpy(), index=days).pct_change().shift(-1)
+    table = signals_table
+    pending = connection.execute(
+        sa.select(table.c.id, table.c.as_of_date, table.c.signal).where(
+            table.c.ticker == ticker, table.c.realised_return.is_(None)
+        )
+    ).all()
+    updates = []
+    for row in pending:
+        value = next_return.get(pd.Timestamp(row.as_of_date))
+        if value is None or pd.isna(value):
+            continue
+        position = POSITIONS[row.signal]
+        correct = None if position == 0 else bool(position * value > 0)
+        updates.append({"row_id": row.id, "realised": float(value), "correct": correct})
+    if updates:
+        statement = (
+            table.update()
+            .where(table.c.id == sa.bindparam("row_id"))
+            .values(
+                realised_return=sa.bindparam("realised"),
+                outcome_correct=sa.bindparam("correct"),
+            )
+        )
+        connection.execute(statement, updates)
+    logger.info("Filled the realised outcome of %d %s signals", len(updates), ticker)
+    return len(updates)
+
+
+def write_signals(
+    engine: Engine,
+    rows: Iterable[Mapping[str, Any]],
+    *,
+    closes: pd.Series[float] | None = None,
+) -> int:
     """Upsert signal rows in one transaction; nothing is written on error.
 
     Args:
         engine: Engine from :func:`create_signal_engine`.
         rows: Mappings with the table's columns (``id`` and ``created_at``
             are filled in here).
+        closes: Closing prices of the batch's ticker; when given, earlier
+            signals whose next close is now known get their outcome in the
+            same transaction (see :func:`fill_outcomes`).
 
     Returns:
         The number of rows written (inserted or replaced).
@@ -202,6 +267,9 @@ def write_signals(engine: Engine, rows: Iterable[Mapping[str, Any]]) -> int:
     try:
         with engine.begin() as connection:
             connection.execute(_upsert_statement(engine, batch))
+            if closes is not None:
+                for ticker in sorted({str(row["ticker"]) for row in batch}):
+                    fill_outcomes(connection, ticker, closes)
     except SQLAlchemyError as exc:
         raise SignalStoreError(
             f"writing {len(batch)} signal rows to "
@@ -245,3 +313,61 @@ def count_signals(engine: Engine, *, as_of: date | None = None) -> int:
         query = query.where(signals_table.c.as_of_date == as_of)
     with engine.connect() as connection:
         return int(connection.execute(query).scalar_one())
+
+
+@dataclass(frozen=True)
+class TrackRecord:
+    """How the signals actually issued have done so far.
+
+    Attributes:
+        signals: Signals whose next close is known (one per ticker and date:
+            the newest written).
+        calls: Those that were BUY or SELL.
+        hit_rate: Share of calls that were right (NaN without calls).
+        cumulative_return: Compounded return of following every signal
+            (long on BUY, short on SELL, flat on HOLD), before costs.
+        first_date: First as-of date counted, if any.
+        last_date: Last as-of date counted, if any.
+    """
+
+    signals: int
+    calls: int
+    hit_rate: float
+    cumulative_return: float
+    first_date: date | None
+    last_date: date | None
+
+
+def track_record(engine: Engine, *, ticker: str | None = None) -> TrackRecord:
+    """Live hit rate and cumulative return of the issued signals."""
+    table = signals_table
+    query = sa.select(
+        table.c.ticker,
+        table.c.as_of_date,
+        table.c.signal,
+        table.c.realised_return,
+        table.c.outcome_correct,
+        table.c.created_at,
+    ).where(table.c.realised_return.is_not(None))
+    if ticker is not None:
+        query = query.where(table.c.ticker == ticker)
+    with engine.connect() as connection:
+        result = connection.execute(query)
+        frame = pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+
+    if frame.empty:
+        return TrackRecord(0, 0, float("nan"), 0.0, None, None)
+    frame = frame.sort_values("created_at").drop_duplicates(
+        ["ticker", "as_of_date"], keep="last"
+    )
+    positions = frame["signal"].map(POSITIONS).to_numpy(dtype="float64")
+    earned = positions * frame["realised_return"].to_numpy(dtype="float64")
+    calls = frame.loc[frame["signal"] != "HOLD", "outcome_correct"].astype(bool)
+    return TrackRecord(
+        signals=len(frame),
+        calls=len(calls),
+        hit_rate=float(calls.mean()) if len(calls) else float("nan"),
+        cumulative_return=float(np.prod(1.0 + earned) - 1.0),
+        first_date=min(frame["as_of_date"]),
+        last_date=max(frame["as_of_date"]),
+    )

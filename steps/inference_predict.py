@@ -40,4 +40,5 @@ def inference_predict(
         model_ref=ModelRef(**model_reference),
         hold_band=hold_band,
         zenml_run_id=str(get_step_context().pipeline_run.id),
+        last_price_date=features.index.max().date(),
     )

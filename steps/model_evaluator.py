@@ -3,26 +3,42 @@
 from __future__ import annotations
 
 import logging
+import tempfile
+from pathlib import Path
 from typing import Annotated, Any
 
 import mlflow
 import pandas as pd
 from mlflow.tracking import MlflowClient
-from sklearn.base import ClassifierMixin
+from sklearn.base import ClassifierMixin, clone
 from sklearn.preprocessing import StandardScaler
 from zenml import get_step_context, log_metadata, step
 
-from goldsignals.config import get_settings
+from goldsignals.backtest import BacktestConfig
+from goldsignals.config import PIPELINE_CONFIG_DIR, get_settings
 from goldsignals.modeling import (
     bundle_model,
     evaluate_classifier,
     training_fingerprint,
+    up_probability,
 )
 from goldsignals.registry import (
+    champion_gate,
+    champion_version,
     find_version_with_tag,
     log_served_model,
+    move_champion,
     register_version,
 )
+from goldsignals.report import (
+    EvaluationReport,
+    classifier_performance,
+    load_report_config,
+    mlflow_metrics,
+    report_on_split,
+    write_report,
+)
+from goldsignals.splitting import SplitFrames
 
 logger = logging.getLogger(__name__)
 
@@ -65,26 +81,87 @@ def _register(
     )
 
 
+def _champion_metrics(
+    name: str, version: str, prices: pd.DataFrame, test: pd.DataFrame, config: Any
+) -> dict[str, float]:
+    """The champion's F1 and backtest figures on the challenger's test window."""
+    champion = mlflow.sklearn.load_model(f"models:/{name}/{version}")
+    scores = evaluate_classifier(champion, test)
+    probability = up_probability(champion, test)
+    return {**scores, **classifier_performance(prices, test, probability, config)}
+
+
+def _log_report(report: EvaluationReport) -> None:
+    mlflow.log_metrics(mlflow_metrics(report))
+    with tempfile.TemporaryDirectory() as folder:
+        for path in write_report(report, Path(folder)):
+            mlflow.log_artifact(str(path), artifact_path="evaluation")
+
+
+def _apply_gate(
+    name: str,
+    version: str,
+    challenger: dict[str, float],
+    prices: pd.DataFrame,
+    test: pd.DataFrame,
+    config: Any,
+    gate: dict[str, Any],
+) -> None:
+    client = MlflowClient()
+    current = champion_version(client, name)
+    champion = None
+    if current is not None and current != version:
+        champion = _champion_metrics(name, current, prices, test, config)
+        mlflow.log_metrics({f"champion_{k}": v for k, v in champion.items()})
+    decision = champion_gate(challenger, champion, **gate)
+    run = get_step_context().pipeline_run
+    if decision.promote:
+        actor = f"zenml run {run.name} ({run.id})"
+        move_champion(client, name, version, actor=actor, reason=decision.reason)
+    else:
+        reason = decision.reason
+        client.set_model_version_tag(name, version, "challenger_reason", reason)
+    verdict = "champion" if decision.promote else "challenger"
+    mlflow.set_tags({"gate": verdict, "gate_reason": decision.reason})
+    log_metadata(metadata={"gate": verdict, "gate_reason": decision.reason})
+    logger.info("%s v%s is %s: %s", name, version, verdict, decision.reason)
+
+
 @step(enable_cache=False)
 def model_evaluator(
     classifier: ClassifierMixin,
     scaler: StandardScaler,
     train: pd.DataFrame,
     test: pd.DataFrame,
+    prices: pd.DataFrame,
+    walk_forward_folds: int = 5,
+    short_on_sell: bool = True,
+    cost_bps: float = 2.0,
+    primary_metric: str = "sharpe",
+    floor_metric: str = "f1",
+    floor: float = 0.5,
 ) -> tuple[
     Annotated[dict[str, float], "evaluation_metrics"],
     Annotated[str, "registered_model_version"],
 ]:
-    """Evaluate on the test window, log to MLflow, register a new version.
+    """Evaluate, backtest, log to MLflow, register, and gate the champion alias.
 
     Runs with the stack's MLflow experiment tracker (set in the training
-    YAML), which opens the MLflow run this step logs into.
+    YAML), which opens the MLflow run this step logs into. Horizon, test
+    share and HOLD band come from the feature and inference YAML files.
 
     Args:
         classifier: Fitted classifier (expects scaled features).
         scaler: The scaler it was trained behind.
         train: Unscaled training window, for the logged parameters.
         test: Unscaled test window.
+        prices: The clean prices the windows were built from (backtest).
+        walk_forward_folds: Expanding-window folds over the training window.
+        short_on_sell: SELL means short (else flat) in the backtest.
+        cost_bps: Trading cost per unit of position change, basis points.
+        primary_metric: Metric a new version must beat the champion on.
+        floor_metric: Metric a new version must reach to be considered.
+        floor: That minimum.
 
     Returns:
         The test metrics and the registered model version.
@@ -92,9 +169,18 @@ def model_evaluator(
     model = bundle_model(scaler, classifier)
     metrics = evaluate_classifier(model, test)
     fingerprint = training_fingerprint(classifier, train, test)
+    config = load_report_config(
+        PIPELINE_CONFIG_DIR,
+        backtest=BacktestConfig(short=short_on_sell, cost_bps=cost_bps),
+        n_splits=walk_forward_folds,
+    )
+    split = SplitFrames(train, test)
+    report = report_on_split(prices, split, clone(classifier), config)
+    metrics.update(mlflow_metrics(report))
 
     mlflow.log_params(_training_params(classifier, train, test))
     mlflow.log_metrics(metrics)
+    _log_report(report)
     mlflow.set_tag(FINGERPRINT_TAG, fingerprint)
     name = get_settings().model_name
     existing = find_version_with_tag(
@@ -113,5 +199,6 @@ def model_evaluator(
     version = _register(logged.model_uri, logged.run_id, metrics, fingerprint)
     mlflow.set_tag("registered_version", version)
     log_metadata(metadata={"mlflow_run_id": logged.run_id, "model_version": version})
-    logger.info("Registered %s version %s", name, version)
+    gate = {"primary": primary_metric, "floor_metric": floor_metric, "floor": floor}
+    _apply_gate(name, version, metrics, prices, test, config, gate)
     return metrics, version

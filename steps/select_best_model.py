@@ -12,7 +12,7 @@ from zenml.enums import ArtifactType
 from zenml.integrations.mlflow.model_registries import MLFlowModelRegistry
 
 from goldsignals.config import get_settings
-from goldsignals.registry import load_version, select_best_version
+from goldsignals.registry import load_version, select_serving_version
 
 
 @step(enable_cache=False)
@@ -24,10 +24,11 @@ def select_best_model(
     ],
     Annotated[dict[str, Any], "model_reference"],
 ]:
-    """Load the registered version that scored best on ``metric``.
+    """Load the champion (registry alias), or without one the best by ``metric``.
 
     Args:
-        metric: MLflow run metric to rank versions by.
+        metric: MLflow run metric to rank versions by when there is no
+            champion yet.
         greater_is_better: Whether a higher metric is better.
 
     Returns:
@@ -40,7 +41,7 @@ def select_best_model(
             f"ZenML stack, found {type(registry).__name__}"
         )
     registry.configure_mlflow()
-    ref = select_best_version(
+    ref = select_serving_version(
         MlflowClient(),
         name=get_settings().model_name,
         metric=metric,

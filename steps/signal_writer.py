@@ -12,18 +12,27 @@ from goldsignals.signal_store import create_signal_engine, write_signals
 
 
 @step(enable_cache=False)
-def signal_writer(signals: pd.DataFrame) -> Annotated[int, "signals_written"]:
-    """Write the batch in one transaction; same day again replaces rows.
+def signal_writer(
+    signals: pd.DataFrame, prices: pd.DataFrame
+) -> Annotated[int, "signals_written"]:
+    """Write the batch and the outcomes now known, in one transaction.
+
+    The same day written again replaces its rows. Earlier signals whose next
+    close is in ``prices`` get their realised return and whether they were
+    right.
 
     Args:
         signals: Rows from ``inference_predict``.
+        prices: The clean price history of the feature engineering run.
 
     Returns:
         How many rows were written.
     """
     engine = create_signal_engine(get_settings().signals_url)
     try:
-        written = write_signals(engine, signals.to_dict(orient="records"))
+        written = write_signals(
+            engine, signals.to_dict(orient="records"), closes=prices["close"]
+        )
     finally:
         engine.dispose()
     log_metadata(metadata={"signals_written": written})

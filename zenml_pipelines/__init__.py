@@ -6,7 +6,9 @@ import importlib
 from pathlib import Path
 from typing import Any
 
-CONFIG_DIR = Path(__file__).parent / "configs"
+from goldsignals.config import PIPELINE_CONFIG_DIR
+
+CONFIG_DIR = PIPELINE_CONFIG_DIR
 
 PIPELINES: dict[str, tuple[str, str]] = {
     "feature-engineering": (

@@ -10,9 +10,10 @@ from steps.signal_writer import signal_writer
 
 @pipeline(name="gold_inference", enable_cache=False)
 def inference() -> None:
-    """Predict signals for the newest dates and upsert them into the table."""
+    """Predict signals for the newest dates; upsert them and the known outcomes."""
+    client = Client()
     model, reference = select_best_model()
     signals = inference_predict(
-        model, reference, Client().get_artifact_version("feature_frame")
+        model, reference, client.get_artifact_version("feature_frame")
     )
-    signal_writer(signals)
+    signal_writer(signals, prices=client.get_artifact_version("clean_prices"))

@@ -21,4 +21,5 @@ def training() -> None:
         scaler=client.get_artifact_version("feature_scaler"),
         train=client.get_artifact_version("train_set"),
         test=client.get_artifact_version("test_set"),
+        prices=client.get_artifact_version("clean_prices"),
     )

@@ -1,0 +1,120 @@
+"""Champion and challenger in a real MLflow registry (SQLite tracking store)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from goldsignals.errors import ModelNotFoundError
+from goldsignals.registry import (
+    CHAMPION,
+    champion_gate,
+    champion_history,
+    champion_version,
+    move_champion,
+    roll_back_champion,
+    select_serving_version,
+)
+
+NAME = "gold-test"
+
+
+@pytest.fixture(scope="module")
+def client(tmp_path_factory: pytest.TempPathFactory) -> MlflowClient:
+    folder = tmp_path_factory.mktemp("mlflow")
+    client = MlflowClient(tracking_uri=f"sqlite:///{folder / 'mlflow.db'}")
+    experiment = client.create_experiment("t", artifact_location=folder.as_uri())
+    client.create_registered_model(NAME)
+    for f1 in (0.50, 0.60, 0.55):
+        run = client.create_run(experiment)
+        client.log_metric(run.info.run_id, "f1", f1)
+        client.create_model_version(NAME, source=str(folder), run_id=run.info.run_id)
+    return client
+
+
+def _gate(challenger_sharpe: float, champion_sharpe: float | None, f1: float) -> bool:
+    champion = None if champion_sharpe is None else {"sharpe": champion_sharpe}
+    return champion_gate(
+        {"sharpe": challenger_sharpe, "f1": f1},
+        champion,
+        primary="sharpe",
+        floor_metric="f1",
+        floor=0.5,
+    ).promote
+
+
+@pytest.mark.parametrize(
+    ("challenger", "champion", "f1", "promote"),
+    [
+        (0.8, 0.5, 0.55, True),
+        (0.5, 0.5, 0.55, False),
+        (0.4, 0.5, 0.55, False),
+        (2.0, 0.5, 0.49, False),
+        (0.1, None, 0.55, True),
+        (0.1, None, 0.45, False),
+        (math.nan, 0.5, 0.55, False),
+        (0.1, math.nan, 0.55, True),
+    ],
+)
+def test_champion_gate(
+    challenger: float, champion: float | None, f1: float, promote: bool
+) -> None:
+    assert _gate(challenger, champion, f1) is promote
+
+
+def test_gate_reason_names_the_metrics() -> None:
+    decision = champion_gate(
+        {"sharpe": 0.3, "f1": 0.6},
+        {"sharpe": 0.7},
+        primary="sharpe",
+        floor_metric="f1",
+        floor=0.5,
+    )
+
+    assert decision.reason == "sharpe 0.3000 does not beat the champion's 0.7000"
+
+
+def test_without_champion_the_best_by_metric_is_served(client: MlflowClient) -> None:
+    ref = select_serving_version(client, name=NAME, metric="f1")
+
+    assert (ref.version, ref.alias) == ("2", None)
+
+
+def test_champion_is_served_and_rolled_back_with_history(
+    client: MlflowClient,
+) -> None:
+    move_champion(client, NAME, "1", actor="tester", reason="first")
+    move_champion(client, NAME, "3", actor="tester", reason="better sharpe")
+    served = select_serving_version(client, name=NAME, metric="f1")
+
+    roll_back_champion(client, NAME, actor="oncall", reason="bad signals")
+
+    assert (served.version, served.alias, served.metric_value) == ("3", CHAMPION, 0.55)
+    assert champion_version(client, NAME) == "1"
+    history = champion_history(client, NAME)
+    assert [(m["from_version"], m["to_version"]) for m in history] == [
+        ("", "1"),
+        ("1", "3"),
+        ("3", "1"),
+    ]
+    assert history[-1]["by"] == "oncall"
+    assert history[-1]["reason"] == "rollback from v3: bad signals"
+    tags = client.get_model_version(NAME, "1").tags
+    assert (tags["champion_by"], tags["champion_previous"]) == ("oncall", "3")
+
+
+def test_rollback_of_the_first_champion_is_refused(
+    tmp_path: Path,
+) -> None:
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'm.db'}")
+    client.create_registered_model("solo")
+    client.create_model_version("solo", source=str(tmp_path))
+
+    with pytest.raises(ModelNotFoundError, match="no champion alias"):
+        roll_back_champion(client, "solo", actor="x", reason="y")
+    move_champion(client, "solo", "1", actor="x", reason="first")
+    with pytest.raises(ModelNotFoundError, match="the first champion"):
+        roll_back_champion(client, "solo", actor="x", reason="y")
