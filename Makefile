@@ -137,8 +137,9 @@ lock-zenml-server: ## Re-resolve constraints-zenml-server.txt (needs the registr
 	mv constraints-zenml-server.tmp constraints-zenml-server.txt
 	rm -rf $(CURDIR)/.lockenv
 
-clean: ## Remove all local state (the GOLDSIGNALS_HOME folder)
+clean: down ## Stop the services; remove all local state and the compiled DAGs
 	rm -rf "$(GOLDSIGNALS_HOME)" .pytest_cache .mypy_cache .ruff_cache
+	rm -f dags/*.zip
 
 distclean: clean ## Also remove the virtual environments
 	rm -rf "$(VENV)" "$(CURDIR)/.venv-zenml-server"

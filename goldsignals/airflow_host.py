@@ -13,7 +13,6 @@ import configparser
 import logging
 import os
 import secrets
-import socket
 import subprocess
 import sys
 import time
@@ -22,7 +21,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from goldsignals.errors import GoldSignalsError
-from goldsignals.processes import answers_ok, read_pid, stop_process_group
+from goldsignals.processes import (
+    answers_ok,
+    ensure_port_free,
+    read_pid,
+    stop_process_group,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -194,14 +198,13 @@ def check_port_free(airflow: AirflowHost) -> None:
     Raises:
         AirflowHostError: Naming the port and the setting that changes it.
     """
-    with socket.socket() as sock:
-        try:
-            sock.bind((airflow.host, airflow.port))
-        except OSError as exc:
-            raise AirflowHostError(
-                f"{airflow.host}:{airflow.port} is already in use ({exc.strerror}); "
-                "stop what listens there or set GOLDSIGNALS_AIRFLOW_PORT"
-            ) from exc
+    ensure_port_free(
+        airflow.host,
+        airflow.port,
+        service="Airflow api-server",
+        setting="GOLDSIGNALS_AIRFLOW_PORT",
+        error=AirflowHostError,
+    )
 
 
 def protect_password_file(airflow: AirflowHost) -> None:

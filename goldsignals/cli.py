@@ -8,6 +8,7 @@ imported, so that all state stays in the state folder.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from enum import StrEnum
 from pathlib import Path
@@ -21,7 +22,7 @@ from goldsignals.config import (
     apply_environment,
     get_settings,
 )
-from goldsignals.errors import GoldSignalsError
+from goldsignals.errors import GoldSignalsError, SettingsError
 
 logger = logging.getLogger(__name__)
 
@@ -45,7 +46,7 @@ def _settings() -> Settings:
     try:
         settings = get_settings()
     except ValueError as exc:
-        raise typer.BadParameter(str(exc)) from exc
+        raise SettingsError(str(exc)) from exc
     apply_environment(settings)
     return settings
 
@@ -94,7 +95,7 @@ def stack(
     GlobalConfiguration().analytics_opt_in = False
     path = config or settings.stack_config
     if settings.deployment_file.is_file():
-        raise typer.BadParameter(
+        raise SettingsError(
             f"this state folder is deployed to the services of `make up` "
             f"({settings.deployment_file}); `make deploy-stack` registers its "
             f"stack. To use {path.name} again, run `goldsignals undeploy` first"
@@ -147,8 +148,19 @@ def run(
         raise typer.BadParameter("--config applies to a single pipeline")
     _settings()
     _hand_logging_to_zenml()
+    from zenml.client import Client
+    from zenml.enums import StackComponentType
+
     from zenml_pipelines import run_pipeline
 
+    stack = Client().active_stack_model
+    orchestrator = stack.components[StackComponentType.ORCHESTRATOR][0]
+    if orchestrator.flavor_name == "airflow":
+        raise SettingsError(
+            f"the active stack {stack.name} runs pipelines through Airflow: trigger "
+            "their DAGs in the Airflow UI (or `airflow dags trigger`); "
+            "`goldsignals run` needs a local stack (`make stack`)"
+        )
     for name in names:
         logger.info("Running pipeline %s", name)
         run_pipeline(name, config)
@@ -169,7 +181,7 @@ def compile_dags(
 
     stack = Client().active_stack
     if stack.orchestrator.flavor != "airflow":
-        raise typer.BadParameter(
+        raise SettingsError(
             f"the active stack {stack.name} has a {stack.orchestrator.flavor} "
             "orchestrator; register an Airflow stack first: goldsignals stack "
             "--config stack_configs/airflow_local.yaml"
@@ -184,6 +196,13 @@ def _compile(settings: Settings, names: tuple[str, ...]) -> None:
         remove_stale_dags,
     )
 
+    # Settings from .env or deployment.env reach the steps only through the DAG.
+    for key, value in (
+        ("GOLDSIGNALS_SIGNALS_DB_URL", settings.signals_db_url),
+        ("GOLDSIGNALS_MLFLOW_TRACKING_URI", settings.mlflow_tracking_uri),
+    ):
+        if value:
+            os.environ[key] = value
     config = load_dags_config()
     for name in names:
         dag_id = compile_pipeline(name, config)
@@ -221,6 +240,7 @@ def deploy_stack(
     create_signal_engine(deployment.signals_db_url).dispose()
     print("signals schema migrated to the newest revision")
 
+    print(f"ZenML server: {server.url}")
     _hand_logging_to_zenml()
     zenml_server.connect(server)
     print(f"ZenML client uses the server at {server.url} (dashboard)")
@@ -255,16 +275,20 @@ def deploy_stack(
 def undeploy() -> None:
     """Forget the deployment: commands use the embedded defaults again.
 
-    Removes the recorded deployment settings and points the ZenML client back
-    at its local store (the same database the server served). The services
-    keep running; `make down` stops them.
+    Removes the recorded deployment settings and the compiled DAG files (they
+    point at the deployed services), and points the ZenML client back at its
+    local store (the same database the server served). The services keep
+    running; `make down` stops them.
     """
     from goldsignals import zenml_server
+    from zenml_pipelines.airflow_dags import remove_stale_dags
 
     settings = _settings()
     if settings.deployment_file.is_file():
         settings.deployment_file.unlink()
         print(f"removed {settings.deployment_file}")
+    for path in remove_stale_dags(settings.dags_dir, keep=set()):
+        print(f"removed {path} (Airflow stops scheduling it)")
     _hand_logging_to_zenml()
     if zenml_server.disconnect():
         print("ZenML client is back on its local store")
@@ -431,7 +455,7 @@ def airflow_start(database: AirflowDatabase = None) -> None:
 
     settings = _settings()
     if database == "postgres" and not settings.pgpass_file.is_file():
-        raise typer.BadParameter(
+        raise SettingsError(
             f"no Postgres password file at {settings.pgpass_file}; run "
             "`goldsignals postgres start` (or `make up`) before "
             "`goldsignals airflow start --database postgres`"
@@ -497,11 +521,19 @@ def postgres_start() -> None:
     from goldsignals.signal_store import create_signal_engine
 
     settings = _settings()
-    if settings.db_password is None or settings.db_reader_password is None:
-        raise typer.BadParameter(
-            "set GOLDSIGNALS_DB_PASSWORD and GOLDSIGNALS_DB_READER_PASSWORD "
-            "(copy .env.example to .env and choose passwords)"
+    passwords = {
+        "GOLDSIGNALS_DB_PASSWORD": settings.db_password,
+        "GOLDSIGNALS_DB_READER_PASSWORD": settings.db_reader_password,
+    }
+    plain = {k: v.get_secret_value() if v else "" for k, v in passwords.items()}
+    blank = [name for name, value in plain.items() if not value.strip()]
+    if blank:
+        raise SettingsError(
+            f"{' and '.join(blank)} must be set to a non-blank password "
+            "(copy .env.example to .env and choose passwords); nothing was started"
         )
+    owner_password = plain["GOLDSIGNALS_DB_PASSWORD"]
+    reader_password = plain["GOLDSIGNALS_DB_READER_PASSWORD"]
     host = _postgres_host(settings)
     postgres_host.initialise(host)
     postgres_host.start(host)
@@ -509,18 +541,15 @@ def postgres_start() -> None:
     for line in postgres_host.ensure_roles_and_databases(
         host,
         owner=settings.db_user,
-        owner_password=settings.db_password.get_secret_value(),
+        owner_password=owner_password,
         reader=settings.db_reader_user,
-        reader_password=settings.db_reader_password.get_secret_value(),
+        reader_password=reader_password,
     ):
         print(f"created {line}")
     pgpass = postgres_host.write_pgpass(
         settings.pgpass_file,
         host.port,
-        {
-            settings.db_user: settings.db_password.get_secret_value(),
-            settings.db_reader_user: settings.db_reader_password.get_secret_value(),
-        },
+        {settings.db_user: owner_password, settings.db_reader_user: reader_password},
     )
     create_signal_engine(settings.host_database_url("goldsignals")).dispose()
     print(f"PostgreSQL on 127.0.0.1:{host.port}, data in {host.data_dir}")
@@ -555,7 +584,7 @@ def mlflow_start() -> None:
 
     settings = _settings()
     if not settings.pgpass_file.is_file():
-        raise typer.BadParameter(
+        raise SettingsError(
             f"no Postgres password file at {settings.pgpass_file}; the MLflow "
             "server keeps its runs in Postgres: run `goldsignals postgres start` "
             "(or `make up`) first"
@@ -596,7 +625,7 @@ def zenml_server_start() -> None:
         print(f"installed the ZenML server environment in {server.venv}")
     pid = zenml_server.start(server)
     print(f"ZenML dashboard at {server.url} (pid {pid}), log {server.log_file}")
-    print("connect the client with: goldsignals zenml-server connect")
+    print("`make deploy-stack` points the ZenML client at it (or zenml-server connect)")
 
 
 @zenml_server_app.command("stop")
@@ -654,7 +683,7 @@ def evaluate(
     settings = _settings()
     path = prices or settings.seed_csv
     if path is None:
-        raise typer.BadParameter(
+        raise SettingsError(
             "no price file: pass --prices PATH or set GOLDSIGNALS_SEED_CSV "
             "(the Makefile sets it to ../shared/data/gold_futures_daily.csv)"
         )

@@ -35,3 +35,7 @@ class SignalStoreError(GoldSignalsError, RuntimeError):
 
 class PipelineRunError(GoldSignalsError, RuntimeError):
     """A pipeline could not start or one of its steps failed."""
+
+
+class SettingsError(GoldSignalsError, ValueError):
+    """A setting is missing or invalid, or the state does not allow a command."""

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from goldsignals.errors import GoldSignalsError
 from goldsignals.processes import (
+    ensure_port_free,
     read_pid,
     spawn_server,
     stop_server,
@@ -69,6 +70,13 @@ def start(host: MlflowHost, *, timeout: float = 90.0) -> int:
     """
     if (pid := running_pid(host)) is not None:
         return pid
+    ensure_port_free(
+        "127.0.0.1",
+        host.port,
+        service="MLflow server",
+        setting="GOLDSIGNALS_MLFLOW_PORT",
+        error=MlflowHostError,
+    )
     (host.home / "artifacts").mkdir(parents=True, exist_ok=True)
     command = [
         str(Path(sys.executable).with_name("mlflow")),

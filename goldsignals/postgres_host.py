@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from goldsignals.errors import GoldSignalsError
+from goldsignals.processes import ensure_port_free
 
 logger = logging.getLogger(__name__)
 
@@ -162,6 +163,13 @@ def start(host: PostgresHost, *, timeout: float = 60.0) -> None:
     """Start the server on 127.0.0.1 (no-op when it runs already)."""
     if is_running(host):
         return
+    ensure_port_free(
+        "127.0.0.1",
+        host.port,
+        service="PostgreSQL server",
+        setting="GOLDSIGNALS_POSTGRES_PORT",
+        error=PostgresHostError,
+    )
     if os.geteuid() == 0:
         host.log_file.touch()
         _hand_to_server_user(host.log_file)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import socket
 import subprocess
 import time
 import urllib.error
@@ -106,3 +107,22 @@ def stop_server(pid_file: Path, *, timeout: float) -> bool:
         started.wait(timeout=timeout)
     pid_file.unlink(missing_ok=True)
     return True
+
+
+def ensure_port_free(
+    host: str, port: int, *, service: str, setting: str, error: type[Exception]
+) -> None:
+    """Raise ``error`` unless ``host:port`` can be bound by a new server.
+
+    Sockets still in TIME-WAIT from a server stopped a moment ago do not
+    count (``SO_REUSEADDR``, as the servers themselves bind); a listener does.
+    """
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            raise error(
+                f"{host}:{port}, the port of the {service}, is already in use "
+                f"({exc.strerror}); stop what listens there or set {setting}"
+            ) from exc

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -202,9 +203,19 @@ def find_version_with_tag(
     return None if newest is None else str(newest)
 
 
+def load_model_version(name: str, version: str) -> Any:
+    """Load the scikit-learn model of a registered version into memory.
+
+    The download goes to a temporary folder that is removed afterwards
+    (MLflow's own default leaves one behind per load).
+    """
+    with tempfile.TemporaryDirectory(prefix="goldsignals-model-") as folder:
+        return mlflow.sklearn.load_model(f"models:/{name}/{version}", dst_path=folder)
+
+
 def load_version(ref: ModelRef) -> Any:
     """Load the scikit-learn model of a registered version."""
-    return mlflow.sklearn.load_model(f"models:/{ref.name}/{ref.version}")
+    return load_model_version(ref.name, ref.version)
 
 
 CHAMPION = "champion"

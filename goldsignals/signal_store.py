@@ -134,8 +134,9 @@ def create_signal_engine(url: str) -> Engine:
     except SQLAlchemyError as exc:
         raise SignalStoreError(
             f"cannot open the signals database {redacted_url(url)}: "
-            f"{_cause(exc)}; check that it runs and that "
-            "GOLDSIGNALS_SIGNALS_DB_URL is right"
+            f"{_cause(exc)}; check that it runs (the server of `make up` in host "
+            "mode) and that GOLDSIGNALS_SIGNALS_DB_URL (environment, .env, or "
+            "deployment.env in the state folder) is right"
         ) from exc
     return engine
 

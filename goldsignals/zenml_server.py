@@ -29,6 +29,7 @@ from goldsignals.config import OFFLINE_ENVIRONMENT, PROJECT_ROOT, Settings
 from goldsignals.errors import GoldSignalsError
 from goldsignals.processes import (
     answers_ok,
+    ensure_port_free,
     read_pid,
     spawn_server,
     stop_server,
@@ -220,11 +221,13 @@ def start(server: ZenmlServer, *, timeout: float = 90.0) -> int:
             f"no ZenML server environment at {server.venv}; create it with "
             "`goldsignals zenml-server start` (it installs what is missing)"
         )
-    if answers_ok(f"{server.url}/health"):
-        raise ZenmlServerError(
-            f"another server already answers at {server.url}; stop it or choose "
-            "another port (GOLDSIGNALS_ZENML_SERVER_PORT)"
-        )
+    ensure_port_free(
+        server.host,
+        server.port,
+        service="ZenML server",
+        setting="GOLDSIGNALS_ZENML_SERVER_PORT",
+        error=ZenmlServerError,
+    )
 
     server.home.mkdir(parents=True, exist_ok=True)
     server.database.parent.mkdir(parents=True, exist_ok=True)

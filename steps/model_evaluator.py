@@ -26,6 +26,7 @@ from goldsignals.registry import (
     champion_gate,
     champion_version,
     find_version_with_tag,
+    load_model_version,
     log_served_model,
     move_champion,
     register_version,
@@ -85,7 +86,7 @@ def _champion_metrics(
     name: str, version: str, prices: pd.DataFrame, test: pd.DataFrame, config: Any
 ) -> dict[str, float]:
     """The champion's F1 and backtest figures on the challenger's test window."""
-    champion = mlflow.sklearn.load_model(f"models:/{name}/{version}")
+    champion = load_model_version(name, version)
     scores = evaluate_classifier(champion, test)
     probability = up_probability(champion, test)
     return {**scores, **classifier_performance(prices, test, probability, config)}

@@ -41,5 +41,6 @@ def test_check_port_free_names_port_and_setting() -> None:
         port = sock.getsockname()[1]
         host = AirflowHost(home=Path("/nonexistent"), dags_dir=Path("/x"), port=port)
 
-        with pytest.raises(AirflowHostError, match=rf"{port} is already in use.*PORT"):
+        pattern = rf"{port}, the port of the Airflow api-server, is already in use"
+        with pytest.raises(AirflowHostError, match=pattern):
             check_port_free(host)

@@ -107,8 +107,9 @@ def test_compiled_dags_carry_state_paths(airflow_env: dict[str, str]) -> None:
     config = json.loads(subprocess.check_output(["unzip", "-p", path, "config.json"]))
 
     environment = config["tasks"][0]["environment"]
-    assert environment["ZENML_CONFIG_PATH"] == airflow_env["ZENML_CONFIG_PATH"]
-    assert environment["GOLDSIGNALS_HOME"] == airflow_env["GOLDSIGNALS_HOME"]
+    home = airflow_env["GOLDSIGNALS_HOME"]
+    assert environment["ZENML_CONFIG_PATH"] == f"{home}/zenml-steps"
+    assert environment["GOLDSIGNALS_HOME"] == home
 
 
 def test_compile_writes_one_zip_per_pipeline(airflow_env: dict[str, str]) -> None:

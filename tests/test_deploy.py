@@ -126,6 +126,8 @@ def deployed() -> Iterator[dict[str, str]]:
         env["first_stack"] = json.dumps(_active_stack(env))
         env["second_deploy"] = goldsignals(env, "deploy-stack").stdout
         env["second_stack"] = json.dumps(_active_stack(env))
+        client_config = home / "zenml" / "config.yaml"
+        env["client_config_mtime"] = str(client_config.stat().st_mtime_ns)
 
         yield env
     finally:
@@ -312,3 +314,44 @@ def test_embedded_stack_is_refused_while_deployed(deployed: dict[str, str]) -> N
     assert result.returncode == 2
     assert "goldsignals undeploy" in result.stderr
     assert _active_stack(deployed)["name"] == "goldsignals_airflow_host"
+
+
+@pytest.mark.airflow
+@pytest.mark.postgres
+def test_dag_steps_leave_the_client_settings_alone(
+    deployed: dict[str, str], daily_run: dict[str, str]
+) -> None:
+    config = Path(deployed["GOLDSIGNALS_HOME"]) / "zenml" / "config.yaml"
+
+    assert daily_run["gold_inference"] == "success"
+    assert str(config.stat().st_mtime_ns) == deployed["client_config_mtime"]
+    assert (Path(deployed["GOLDSIGNALS_HOME"]) / "zenml-steps").is_dir()
+
+
+@pytest.mark.airflow
+@pytest.mark.postgres
+def test_run_on_the_airflow_stack_says_to_trigger_the_dag(
+    deployed: dict[str, str],
+) -> None:
+    result = goldsignals(deployed, "run", "inference", check=False)
+
+    assert result.returncode == 2
+    assert "trigger their DAGs in the Airflow UI" in result.stderr
+
+
+@pytest.mark.airflow
+@pytest.mark.postgres
+def test_undeploy_forgets_the_deployment_and_its_dags(
+    deployed: dict[str, str], daily_run: dict[str, str]
+) -> None:
+    """Last in the module: it ends the deployment the other tests use."""
+    home = Path(deployed["GOLDSIGNALS_HOME"])
+
+    output = goldsignals(deployed, "undeploy").stdout
+
+    assert not (home / "deployment.env").exists()
+    assert list((home / "dags").glob("*.zip")) == []
+    assert "ZenML client is back on its local store" in output
+    assert "type: sql" in (home / "zenml" / "config.yaml").read_text()
+    # The signals went to Postgres; the embedded SQLite file has none.
+    assert "No signals yet" in goldsignals(deployed, "signals").stdout

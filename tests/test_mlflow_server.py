@@ -68,11 +68,14 @@ def server(postgres: PostgresHost) -> Iterator[MlflowHost]:
 def test_model_logs_registers_and_reloads_through_server(
     server: MlflowHost, tmp_path: Path
 ) -> None:
-    env = isolated_env(tmp_path, MLFLOW_TRACKING_URI=server.url)
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    env = isolated_env(tmp_path, MLFLOW_TRACKING_URI=server.url, TMPDIR=str(scratch))
 
     output = python(env, ROUND_TRIP).splitlines()[-1]
 
     assert output == "1 0.75 True"
+    assert not any(scratch.rglob("MLmodel")), "the reload left its download behind"
     assert (server.home / "artifacts").is_dir()
     assert any((server.home / "artifacts").rglob("MLmodel"))
 

@@ -66,16 +66,22 @@ def test_postgres_start_creates_databases_and_roles_idempotently(
     reader.dispose()
 
 
+@pytest.mark.parametrize("password", [None, "", "   "])
 def test_postgres_start_without_passwords_says_what_to_set(
-    env: dict[str, str],
+    env: dict[str, str], password: str | None
 ) -> None:
-    del env["GOLDSIGNALS_DB_PASSWORD"]
+    if password is None:
+        del env["GOLDSIGNALS_DB_PASSWORD"]
+    else:
+        env["GOLDSIGNALS_DB_PASSWORD"] = password
 
     result = goldsignals(env, "postgres", "start", check=False)
 
     assert result.returncode == 2
-    assert "GOLDSIGNALS_DB_PASSWORD" in result.stderr
-    assert ".env.example" in result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: GOLDSIGNALS_DB_PASSWORD must be set")
+    assert ".env.example" in last
+    assert not (Path(env["GOLDSIGNALS_HOME"]) / "postgres").exists()
 
 
 def test_postgres_listens_on_loopback_only(env: dict[str, str]) -> None:

@@ -177,7 +177,7 @@ def test_start_refuses_port_of_another_server(
 ) -> None:
     other = _server(tmp_path, server.port)
 
-    with pytest.raises(ZenmlServerError, match="another server already answers"):
+    with pytest.raises(ZenmlServerError, match=r"in use.*ZENML_SERVER_PORT"):
         zenml_server.start(other)
 
 

@@ -129,13 +129,20 @@ def step_environment() -> dict[str, str]:
     """Environment each step process gets whatever the Airflow worker has.
 
     Without ``ZENML_CONFIG_PATH`` a step process would write a second ZenML
-    configuration into the user's home; telemetry stays off.
+    configuration into the user's home; it gets ``zenml-steps`` in the state
+    folder. Telemetry stays off.
 
     Raises:
         DagsConfigError: If the signals URL carries a password, which would
             be written into the DAG file in plain text.
     """
     environment = {k: os.environ[k] for k in STEP_ENVIRONMENT if k in os.environ}
+    if "GOLDSIGNALS_HOME" in environment:
+        # Steps get the store from ZenML's own variables in the DAG; a folder
+        # of their own keeps them from rewriting the user's client settings
+        # (a step run after `zenml-server disconnect` would reconnect it).
+        steps = Path(environment["GOLDSIGNALS_HOME"]) / "zenml-steps"
+        environment["ZENML_CONFIG_PATH"] = str(steps)
     url = environment.get("GOLDSIGNALS_SIGNALS_DB_URL")
     if url and make_url(url).password:
         raise DagsConfigError(
