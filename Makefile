@@ -13,6 +13,9 @@ export GOLDSIGNALS_HOME ?= $(CURDIR)/.goldsignals
 SHARED_DATA ?= $(abspath $(CURDIR)/../shared/data)
 export GOLDSIGNALS_SHARED_DATA := $(SHARED_DATA)
 export GOLDSIGNALS_SEED_CSV ?= $(SHARED_DATA)/gold_futures_daily.csv
+# Offline machines: Yahoo is unreachable and the shared prices end 2026-08-06,
+# so accept their age (the product's default refuses prices over 7 days old).
+export GOLDSIGNALS_MAX_PRICE_AGE_DAYS ?= 0
 # Offline machines: no telemetry from ZenML or MLflow.
 export ZENML_ANALYTICS_OPT_IN := false
 export MLFLOW_DISABLE_TELEMETRY := true

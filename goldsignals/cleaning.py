@@ -4,6 +4,14 @@ The input and output are standard price frames (see :mod:`goldsignals.prices`):
 a ``datetime64[ns]`` index named ``date`` holding exchange dates, tz-naive,
 and the float64 columns ``open``, ``high``, ``low``, ``close``, ``volume``.
 The cleaned frame has no NaN, no weekend dates and consistent bars.
+
+Rules, in order: rows without any of open, high, low, close (``null`` rows of
+holidays) and rows dated Saturday or Sunday are dropped, counted and logged
+with their first dates; a price of 0 or below, a repeated or out-of-order
+date, or a bar with only some prices is rejected (PRICE_SCHEMA); a bar whose
+open or close lies outside [low, high] by at most MAX_OHLC_GAP of its close is
+repaired by widening it, one beyond that is rejected. Every rejection names
+the first dates and values.
 """
 
 from __future__ import annotations
@@ -20,6 +28,10 @@ from goldsignals.errors import PriceValidationError
 logger = logging.getLogger(__name__)
 
 OHLC_COLUMNS = ("open", "high", "low", "close")
+MAX_OHLC_GAP = 0.10
+"""Share of the close by which open or close may lie outside [low, high] (or
+low above high) and still be repaired: the real GC=F history reaches 0.078
+(2006-06-30); a bar beyond it is a wrong price, not a rounding difference."""
 _LISTED = 5
 _FIX_HINT = (
     "Fix or remove these rows in the source (the file named by "
@@ -34,14 +46,18 @@ class CleaningReport:
 
     Attributes:
         empty_rows_dropped: Rows without any of open, high, low, close.
+        first_empty_dates: ISO dates of the first of them.
         weekend_rows_dropped: Rows dated Saturday or Sunday.
+        first_weekend_dates: ISO dates of the first of them.
         ohlc_repaired: Bars whose open or close lay outside [low, high].
         first_repaired_dates: ISO dates of the first repaired bars.
         missing_volume_filled: Rows whose missing volume became 0.0.
     """
 
     empty_rows_dropped: int
+    first_empty_dates: tuple[str, ...]
     weekend_rows_dropped: int
+    first_weekend_dates: tuple[str, ...]
     ohlc_repaired: int
     first_repaired_dates: tuple[str, ...]
     missing_volume_filled: int
@@ -117,10 +133,13 @@ def check_prices(frame: pd.DataFrame) -> None:
     history, so that rejected rows never get stored.
 
     Raises:
-        PriceValidationError: A rule of PRICE_SCHEMA is broken.
+        PriceValidationError: A rule of PRICE_SCHEMA is broken, or a bar lies
+            further than MAX_OHLC_GAP outside [low, high].
     """
     filled = frame.dropna(how="all", subset=list(OHLC_COLUMNS))
-    validate_prices(_weekdays(filled))
+    weekdays = _weekdays(filled)
+    validate_prices(weekdays)
+    _reject_far_outside(weekdays)
 
 
 def clean_prices(
@@ -128,8 +147,11 @@ def clean_prices(
 ) -> tuple[pd.DataFrame, CleaningReport]:
     """Drop empty and weekend rows, validate, repair bars and fill volume.
 
-    A bar whose open or close lies outside [low, high] is repaired by
-    ``high = max(open, high, close)`` and ``low = min(open, low, close)``.
+    A bar whose open or close lies outside [low, high] by at most MAX_OHLC_GAP
+    of its close is repaired by ``high = max(open, high, close)`` and
+    ``low = min(open, low, close)``; a bar further outside is rejected. The
+    dropped rows and repaired bars are counted in one log line with their
+    first dates.
 
     Args:
         frame: A standard price frame (see the module docstring).
@@ -141,11 +163,13 @@ def clean_prices(
 
     Raises:
         PriceValidationError: A rule of PRICE_SCHEMA is broken (including a
-            partial bar), or bars are inconsistent and ``repair_ohlc`` is False.
+            partial bar), a bar lies further than MAX_OHLC_GAP outside
+            [low, high], or bars are inconsistent and ``repair_ohlc`` is False.
     """
     filled = frame.dropna(how="all", subset=list(OHLC_COLUMNS))
     weekdays = _weekdays(filled)
     validate_prices(weekdays)
+    _reject_far_outside(weekdays)
 
     inconsistent = _inconsistent_bars(weekdays)
     if inconsistent.any() and not repair_ohlc:
@@ -154,13 +178,40 @@ def clean_prices(
     repaired = _repair_bars(weekdays, inconsistent)
     report = CleaningReport(
         empty_rows_dropped=len(frame) - len(filled),
+        first_empty_dates=_first_dropped(frame, filled),
         weekend_rows_dropped=len(filled) - len(weekdays),
+        first_weekend_dates=_first_dropped(filled, weekdays),
         ohlc_repaired=int(inconsistent.sum()),
         first_repaired_dates=_iso_dates(weekdays.index[inconsistent][:_LISTED]),
         missing_volume_filled=int(repaired["volume"].isna().sum()),
     )
-    logger.info("Cleaned prices: %d rows left; %s", len(repaired), report)
+    _log_report(len(repaired), report)
     return repaired.fillna({"volume": 0.0}), report
+
+
+def _first_dropped(before: pd.DataFrame, after: pd.DataFrame) -> tuple[str, ...]:
+    dropped = before.index.difference(after.index, sort=False)
+    return _iso_dates(dropped[:_LISTED])
+
+
+def _log_report(rows: int, report: CleaningReport) -> None:
+    logger.info(
+        "Cleaned prices: %d rows left; dropped %d rows without prices%s and %d "
+        "weekend rows%s; repaired %d bars with open or close outside high-low%s; "
+        "filled %d missing volumes with 0",
+        rows,
+        report.empty_rows_dropped,
+        _first(report.first_empty_dates),
+        report.weekend_rows_dropped,
+        _first(report.first_weekend_dates),
+        report.ohlc_repaired,
+        _first(report.first_repaired_dates),
+        report.missing_volume_filled,
+    )
+
+
+def _first(dates: tuple[str, ...]) -> str:
+    return f" (first: {', '.join(dates)})" if dates else ""
 
 
 def _weekdays(frame: pd.DataFrame) -> pd.DataFrame:
@@ -173,6 +224,33 @@ def _inconsistent_bars(frame: pd.DataFrame) -> pd.Series:
     low, high = frame["low"], frame["high"]
     open_outside = (frame["open"] < low) | (frame["open"] > high)
     return open_outside | (frame["close"] < low) | (frame["close"] > high)
+
+
+def _ohlc_gaps(frame: pd.DataFrame) -> pd.Series:
+    """How far each bar lies outside [low, high], as a share of its close."""
+    top = frame[["open", "close"]].max(axis=1)
+    bottom = frame[["open", "close"]].min(axis=1)
+    misses = [top - frame["high"], frame["low"] - bottom, frame["low"] - frame["high"]]
+    return pd.concat(misses, axis=1).max(axis=1).clip(lower=0) / frame["close"]
+
+
+def _reject_far_outside(frame: pd.DataFrame) -> None:
+    gaps = _ohlc_gaps(frame)
+    far = gaps > MAX_OHLC_GAP
+    if not far.any():
+        return
+
+    bars = frame.loc[far].assign(gap=gaps[far]).head(_LISTED)
+    examples = ", ".join(
+        f"{_iso(date)} (open {row.open:g}, high {row.high:g}, low {row.low:g}, "
+        f"close {row.close:g}: {row.gap:.0%} outside)"
+        for date, row in zip(bars.index, bars.itertuples(), strict=True)
+    )
+    raise PriceValidationError(
+        f"{int(far.sum())} bars have open or close outside [low, high] by more "
+        f"than {MAX_OHLC_GAP:.0%} of the close, too far to repair, first: "
+        f"{examples}. {_FIX_HINT}"
+    )
 
 
 def _repair_bars(frame: pd.DataFrame, inconsistent: pd.Series) -> pd.DataFrame:

@@ -92,7 +92,6 @@ def stack(
 
     from goldsignals.stack import load_stack_spec, register_stack, stack_variables
 
-    GlobalConfiguration().analytics_opt_in = False
     path = config or settings.stack_config
     if settings.deployment_file.is_file():
         raise SettingsError(
@@ -100,6 +99,7 @@ def stack(
             f"({settings.deployment_file}); `make deploy-stack` registers its "
             f"stack. To use {path.name} again, run `goldsignals undeploy` first"
         )
+    GlobalConfiguration().analytics_opt_in = False
     spec = load_stack_spec(path, stack_variables(settings))
     for line in register_stack(spec):
         print(line)

@@ -30,6 +30,14 @@ OFFLINE_ENVIRONMENT = {
     "GIT_PYTHON_REFRESH": "quiet",
 }
 
+SERVICE_TIMEOUTS = {
+    # MLflow's client retries a dead server for minutes by default (7 tries,
+    # backoff factor 2); a step should fail within seconds and say why.
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "30",
+}
+
 
 class Settings(BaseSettings):
     """Where goldsignals keeps its state and which market it follows.
@@ -47,6 +55,14 @@ class Settings(BaseSettings):
         signals_db_url: SQLAlchemy URL of the signals database.
         mlflow_tracking_uri: MLflow tracking URI (SQLite file or server URL).
         model_name: Name of the model in the MLflow model registry.
+        yahoo_retries: Attempts after a failed Yahoo download before falling
+            back to the stored history (0: try once).
+        yahoo_backoff_seconds: Wait before the first retry; it doubles at
+            each further retry (2, 4, 8 s by default), up to 60 s.
+        max_price_age_days: Calendar days the newest stored price may lag
+            today's New York date when Yahoo cannot be reached (the stored
+            history or the seed file); older prices fail the run. 0 accepts
+            any age.
     """
 
     model_config = SettingsConfigDict(
@@ -65,6 +81,9 @@ class Settings(BaseSettings):
     model_name: str = "gold-direction-classifier"
     stack_config: Path = PROJECT_ROOT / "stack_configs" / "embedded.yaml"
     yahoo_timeout_seconds: float = Field(default=20.0, gt=0)
+    yahoo_retries: int = Field(default=3, ge=0)
+    yahoo_backoff_seconds: float = Field(default=2.0, ge=0)
+    max_price_age_days: int = Field(default=7, ge=0)
     airflow_dags_dir: Path | None = None
     airflow_host: str = "127.0.0.1"
     airflow_port: int = Field(default=8080, ge=1, le=65535)
@@ -196,6 +215,7 @@ def apply_environment(settings: Settings) -> None:
     """
     defaults = {
         **OFFLINE_ENVIRONMENT,
+        **SERVICE_TIMEOUTS,
         "GOLDSIGNALS_HOME": str(settings.home),
         "ZENML_CONFIG_PATH": str(settings.zenml_config_path),
         "ZENML_LOCAL_STORES_PATH": str(settings.home),

@@ -16,6 +16,7 @@ import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from goldsignals.errors import GoldSignalsError
 from goldsignals.processes import ensure_port_free
@@ -277,8 +278,19 @@ def write_pgpass(path: Path, port: int, credentials: dict[str, str]) -> Path:
     return path
 
 
-def _literal(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
+def _superuser_connection(host: PostgresHost, database: str = "postgres") -> Any:
+    """psycopg2 connection as the superuser over the Unix socket (autocommit)."""
+    import psycopg2
+
+    connection = psycopg2.connect(
+        host=str(host.socket_dir),
+        port=host.port,
+        user=host.superuser,
+        dbname=database,
+        connect_timeout=10,
+    )
+    connection.autocommit = True
+    return connection
 
 
 def ensure_roles_and_databases(
@@ -293,29 +305,49 @@ def ensure_roles_and_databases(
 
     The owner role owns every database; the reader role can log in and is a
     member of ``goldsignals_readonly`` (granted SELECT by the migrations).
+    Lookups are bound parameters; names and passwords in DDL (which takes no
+    parameters) are quoted by psycopg2's ``sql`` module.
 
     Returns:
         One line per object created.
     """
-    created = []
-    for role, password, extra in (
-        (owner, owner_password, ""),
-        (reader, reader_password, ""),
-        ("goldsignals_readonly", "", "NOLOGIN"),
-    ):
-        exists = psql(host, f"SELECT 1 FROM pg_roles WHERE rolname = {_literal(role)}")
-        verb = "ALTER" if exists.strip() else "CREATE"
-        auth = f"LOGIN PASSWORD {_literal(password)}" if password else extra
-        psql(host, f'{verb} ROLE "{role}" {auth}')
-        if verb == "CREATE":
-            created.append(f"role {role}")
-    psql(host, f'GRANT goldsignals_readonly TO "{reader}"')
+    from psycopg2 import sql
 
-    for name in DATABASES:
-        exists = psql(
-            host, f"SELECT 1 FROM pg_database WHERE datname = {_literal(name)}"
+    created = []
+    connection = _superuser_connection(host)
+    try:
+        cursor = connection.cursor()
+        for role, password in (
+            (owner, owner_password),
+            (reader, reader_password),
+            ("goldsignals_readonly", None),
+        ):
+            cursor.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,))
+            verb = "ALTER" if cursor.fetchone() else "CREATE"
+            auth = (
+                sql.SQL("LOGIN PASSWORD {}").format(sql.Literal(password))
+                if password
+                else sql.SQL("NOLOGIN")
+            )
+            statement = sql.SQL("{} ROLE {} {}").format(
+                sql.SQL(verb), sql.Identifier(role), auth
+            )
+            cursor.execute(statement)
+            if verb == "CREATE":
+                created.append(f"role {role}")
+        cursor.execute(
+            sql.SQL("GRANT goldsignals_readonly TO {}").format(sql.Identifier(reader))
         )
-        if not exists.strip():
-            psql(host, f'CREATE DATABASE "{name}" OWNER "{owner}"')
-            created.append(f"database {name}")
+
+        for name in DATABASES:
+            cursor.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
+            if cursor.fetchone() is None:
+                cursor.execute(
+                    sql.SQL("CREATE DATABASE {} OWNER {}").format(
+                        sql.Identifier(name), sql.Identifier(owner)
+                    )
+                )
+                created.append(f"database {name}")
+    finally:
+        connection.close()
     return created

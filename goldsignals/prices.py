@@ -5,7 +5,13 @@ named ``date`` (``datetime64[ns]``, tz-naive, midnight of the exchange date,
 ascending, unique) and exactly the float64 columns ``open``, ``high``,
 ``low``, ``close`` and ``volume``. Rows whose values are all NaN are allowed
 (the Yahoo web export has them on weekends); :mod:`goldsignals.cleaning`
-drops them.
+drops them, and the stored history never takes them in.
+
+A daily bar is *complete* once its session has closed: a bar dated D (the
+exchange date in America/New_York, where COMEX gold futures trade) is complete
+from 17:00 New York time on D. :func:`load_prices` stores only complete bars;
+a bar of a session still open is held back and fetched again, final, by the
+first run after the close.
 """
 
 from __future__ import annotations
@@ -16,6 +22,8 @@ import logging
 import os
 import re
 import tempfile
+import time
+import zoneinfo
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,8 +31,9 @@ from typing import Literal
 
 import numpy as np
 import pandas as pd
+import tenacity
 import yfinance as yf
-from yfinance.exceptions import YFPricesMissingError
+from yfinance.exceptions import YFPricesMissingError, YFRateLimitError
 
 from goldsignals.cleaning import check_prices
 from goldsignals.errors import (
@@ -48,6 +57,17 @@ _DATE_HEADERS = frozenset({"date", "datetime"})
 _ENV_HINT = "check the path (GOLDSIGNALS_PRICE_CSV or GOLDSIGNALS_SEED_CSV)"
 _LISTED = 5
 
+EXCHANGE_TIMEZONE = zoneinfo.ZoneInfo("America/New_York")
+"""Timezone of the exchange dates (COMEX, where ``GC=F`` trades)."""
+SESSION_CLOSE = datetime.time(17, 0)
+"""Wall-clock time in EXCHANGE_TIMEZONE from which the day's bar is complete."""
+LONGEST_CLOSURE_WEEKDAYS = 4
+"""Most weekdays in a row an exchange closes (4 after 11 September 2001): an
+empty answer of Yahoo for more weekdays than this is a failed download, not a
+holiday."""
+_MAX_BACKOFF_SECONDS = 60.0
+_LATE_EVENING_HOURS = (22, 23)
+
 
 @dataclass(frozen=True)
 class LoadedPrices:
@@ -59,7 +79,7 @@ class LoadedPrices:
         source: ``"yahoo"`` (fetched now), ``"csv"`` (read from the price
             file), ``"history"`` (stored history only: up to date or Yahoo
             unreachable) or ``"seed_csv"`` (empty history seeded from a file).
-        last_date: Exchange date of the last row of ``prices``.
+        last_date: Exchange date of the newest row of ``prices`` with prices.
         stale: True when Yahoo could not be reached and older prices are used.
         fetched_rows: Rows obtained from the source in this run.
     """
@@ -105,9 +125,12 @@ def normalize_prices(raw: pd.DataFrame) -> pd.DataFrame:
     Accepts the two-level (``Price``, ``Ticker``) columns of ``yf.download`` for
     one ticker, the classic ``Open,High,Low,Close,Adj Close,Volume`` layout and
     ``Ticker.history`` output (extra ``Dividends``/``Stock Splits``,
-    timezone-aware index), with column names in any case. Dates become the
-    local exchange date (the date in the index's own timezone, never UTC);
-    ``null`` strings become NaN; a duplicated date keeps its last row.
+    timezone-aware index), with the ``Price`` and ``Ticker`` levels in either
+    order and column names in any case. Dates become the local exchange date
+    (the date in the index's own timezone, never UTC); a bar stamped 22:00 or
+    23:00 on the hour belongs to the next date (Yahoo's daylight-saving slip
+    of midnight). ``null`` strings become NaN. A duplicated date keeps its last
+    row with prices, whatever the values.
 
     Args:
         raw: Prices indexed by date (a DatetimeIndex or date strings) or with a
@@ -183,7 +206,8 @@ def fetch_yahoo(
 
     Raises:
         PriceSourceUnavailableError: Any failure of yfinance or the network,
-            chained; the message names the ticker and the date range.
+            rate limiting (``YFRateLimitError``) included, chained; the message
+            names the ticker and the date range. :func:`load_prices` retries.
     """
     _point_yfinance_caches(cache_dir)
     span = _requested_days(start, end)
@@ -195,10 +219,15 @@ def fetch_yahoo(
     except YFPricesMissingError as exc:
         logger.info("Yahoo Finance has no bars of %s for %s: %s", ticker, span, exc)
         return empty_prices()
+    except YFRateLimitError as exc:
+        message = f"Yahoo Finance rate-limits the download of {ticker} for {span}"
+        raise PriceSourceUnavailableError(f"{message}: {exc}") from exc
     except Exception as exc:
         message = f"Yahoo Finance download of {ticker} for {span} failed: {exc}"
         raise PriceSourceUnavailableError(message) from exc
 
+    if raw.empty:
+        return empty_prices()
     frame = normalize_prices(raw)
     logger.debug("Fetched %s of %s from Yahoo Finance", describe_span(frame), ticker)
     return frame
@@ -243,8 +272,12 @@ def read_history(path: Path) -> pd.DataFrame:
 def merge_history(stored: pd.DataFrame, new: pd.DataFrame) -> pd.DataFrame:
     """Unite the stored history with new prices; new rows win on shared dates.
 
-    A new row of only NaN does not replace a stored row, so the history never
-    loses a date nor a price.
+    A date repeated within ``new`` keeps its last row with prices (logged as a
+    warning); a stored date present in ``new`` is replaced silently, as any
+    refetch does. New rows without any of open, high, low, close are left
+    out: they would erase a stored price, or, stored as the last date, make
+    the next fetch skip their date. So the history never loses a date nor a
+    price.
 
     Args:
         stored: The standard price frame of the stored history.
@@ -253,13 +286,16 @@ def merge_history(stored: pd.DataFrame, new: pd.DataFrame) -> pd.DataFrame:
     Returns:
         The standard price frame of every date of both frames.
     """
-    blank = new[list(PRICE_COLUMNS)].isna().all(axis=1) & new.index.isin(stored.index)
-    new = new[~blank]
+    new = new[~_blank_rows(new)]
     if new.empty:
         return stored
+    new = _dedupe_sorted(new)
     if stored.empty:
         return new
-    return _dedupe_sorted(pd.concat([stored, new]))
+
+    kept = stored[~stored.index.isin(new.index)]
+    merged = pd.concat([kept, new]).sort_index(kind="stable")
+    return merged.set_axis(pd.DatetimeIndex(merged.index.to_numpy(), name="date"))
 
 
 def write_history(path: Path, frame: pd.DataFrame) -> None:
@@ -301,6 +337,26 @@ def store_checked(path: Path, frame: pd.DataFrame, origin: str) -> None:
     write_history(path, frame)
 
 
+def last_closed_session(now: datetime.datetime) -> datetime.date:
+    """Exchange date of the newest session that has closed at ``now``.
+
+    The session of exchange date D ends at SESSION_CLOSE (17:00) New York time
+    on D; until then D's bar is partial and the newest complete bar is dated
+    before D.
+
+    Args:
+        now: A timezone-aware time; a naive one is read as this machine's
+            local time.
+
+    Returns:
+        The New York date of ``now`` from 17:00 on, else the date before.
+    """
+    local = now.astimezone(EXCHANGE_TIMEZONE)
+    if local.time() >= SESSION_CLOSE:
+        return local.date()
+    return local.date() - datetime.timedelta(days=1)
+
+
 def load_prices(
     *,
     ticker: str,
@@ -309,16 +365,29 @@ def load_prices(
     price_csv: Path | None = None,
     seed_csv: Path | None = None,
     history_start: datetime.date,
-    today: datetime.date | None = None,
+    now: datetime.datetime | None = None,
     fetcher: Fetcher = fetch_yahoo,
+    retries: int = 3,
+    backoff_seconds: float = 2.0,
+    max_age_days: int = 7,
+    sleep: Callable[[float], None] = time.sleep,
 ) -> LoadedPrices:
     """Update the stored history from the price source and return it.
 
     ``csv`` merges ``price_csv`` into the history. ``yfinance`` asks the
-    fetcher only for the days after the last stored date (from
-    ``history_start`` when the history is empty) through ``today``; when Yahoo
-    cannot be reached the run continues from the stored history (stale), and an
-    empty history is seeded from ``seed_csv``. The history never shrinks.
+    fetcher only for the days after the newest stored price (from
+    ``history_start`` when the history is empty) through the last closed
+    session (:func:`last_closed_session`). Bars dated later (a session still
+    open) and rows without prices are held back, never stored.
+
+    A failed download is tried ``retries`` more times, waiting
+    ``backoff_seconds``, doubled at each retry (2, 4, 8 s by default); so is an
+    empty answer for more than LONGEST_CLOSURE_WEEKDAYS weekdays, which no
+    holiday explains. When every attempt fails, the run continues from the
+    stored history (stale), or seeds an empty history from ``seed_csv``, only
+    if its newest price is at most ``max_age_days`` calendar days older than
+    today's exchange date. A run that fails stores nothing; the history never
+    shrinks.
 
     Args:
         ticker: Yahoo ticker, e.g. ``GC=F``.
@@ -327,17 +396,26 @@ def load_prices(
         price_csv: The price file read when ``source`` is ``"csv"``.
         seed_csv: A price file that seeds an empty history if Yahoo fails.
         history_start: First date asked of Yahoo for an empty history.
-        today: The current date (default: the local date of this machine).
+        now: The current time, timezone-aware (default: this machine's clock).
         fetcher: Downloads ``(ticker, start, end exclusive)`` as a standard
             price frame; raises PriceSourceUnavailableError when it cannot.
+        retries: Attempts after the first failed one; 0 tries once.
+        backoff_seconds: Wait before the first retry; it doubles at each
+            further retry, up to 60 s.
+        max_age_days: Calendar days the newest price may lag today's exchange
+            date when Yahoo cannot be reached; 0 accepts any age.
+        sleep: Waits between attempts (tests pass a recorder).
 
     Returns:
         The whole updated history and where it came from.
 
     Raises:
         PriceDataError: ``csv`` without ``price_csv``, or a bad price file.
-        PriceSourceUnavailableError: No prices at all: Yahoo failed, the history
-            is empty and no seed file is set.
+        PriceSourceUnavailableError: Yahoo failed on every attempt and the
+            stored or seed prices are older than ``max_age_days``, or there are
+            no prices at all (empty history and no seed file).
+        PriceValidationError: The new prices break a rule of the price schema;
+            the stored history is left as it was.
     """
     stored = read_history(history_path)
     logger.info("Read stored history %s: %s", history_path, describe_span(stored))
@@ -349,11 +427,22 @@ def load_prices(
             f"price source {source!r} is unknown; set GOLDSIGNALS_PRICE_SOURCE to "
             "'yfinance' or 'csv'"
         )
-    source_plan = _YahooPlan(ticker, history_path, seed_csv, history_start, fetcher)
-    return source_plan.load(stored, today or datetime.date.today())
+    plan = _YahooPlan(
+        ticker=ticker,
+        history_path=history_path,
+        seed_csv=seed_csv,
+        history_start=history_start,
+        fetcher=fetcher,
+        now=now or datetime.datetime.now(datetime.UTC),
+        retries=retries,
+        backoff_seconds=backoff_seconds,
+        max_age_days=max_age_days,
+        sleep=sleep,
+    )
+    return plan.load(stored)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class _YahooPlan:
     """What load_prices needs to update a history from Yahoo Finance."""
 
@@ -362,65 +451,153 @@ class _YahooPlan:
     seed_csv: Path | None
     history_start: datetime.date
     fetcher: Fetcher
+    now: datetime.datetime
+    retries: int
+    backoff_seconds: float
+    max_age_days: int
+    sleep: Callable[[float], None]
 
-    def load(self, stored: pd.DataFrame, today: datetime.date) -> LoadedPrices:
+    def load(self, stored: pd.DataFrame) -> LoadedPrices:
         """Fetch the missing days, falling back to the history or the seed."""
         start = self._first_missing_day(stored)
-        if start > today:
-            logger.info("History of %s is up to date; Yahoo not asked", self.ticker)
+        session = last_closed_session(self.now)
+        if start > session:
+            logger.info(
+                "History of %s is up to date (last closed session %s); Yahoo not asked",
+                self.ticker,
+                session.isoformat(),
+            )
             return self._result(stored, "history", stale=False, fetched_rows=0)
 
         try:
-            new = self.fetcher(self.ticker, start, today + datetime.timedelta(days=1))
+            new = self._fetch_with_retries(start, session)
         except PriceSourceUnavailableError as exc:
             return self._fall_back(stored, exc)
-
-        if new.empty:
-            logger.info("No new bars of %s since %s", self.ticker, start.isoformat())
-        else:
-            logger.info("Fetched %s of %s", describe_span(new), self.ticker)
-        return self._from_fetch(stored, new)
+        return self._from_fetch(stored, new, start, session)
 
     def _first_missing_day(self, stored: pd.DataFrame) -> datetime.date:
-        if stored.empty:
+        if _blank_rows(stored).all():
             return self.history_start
         return _last_date(stored) + datetime.timedelta(days=1)
 
-    def _from_fetch(self, stored: pd.DataFrame, new: pd.DataFrame) -> LoadedPrices:
+    def _fetch_with_retries(
+        self, start: datetime.date, session: datetime.date
+    ) -> pd.DataFrame:
+        retrying = tenacity.Retrying(
+            retry=tenacity.retry_if_exception_type(PriceSourceUnavailableError),
+            stop=tenacity.stop_after_attempt(self.retries + 1),
+            wait=tenacity.wait_exponential(
+                multiplier=self.backoff_seconds, max=_MAX_BACKOFF_SECONDS
+            ),
+            sleep=self.sleep,
+            before_sleep=self._log_retry,
+            reraise=True,
+        )
+        return retrying(self._fetch_complete_bars, start, session)
+
+    def _fetch_complete_bars(
+        self, start: datetime.date, session: datetime.date
+    ) -> pd.DataFrame:
+        """One download; an empty answer longer than any closure is a failure."""
+        end = session + datetime.timedelta(days=1)
+        bars = _complete_bars(self.fetcher(self.ticker, start, end), session)
+
+        weekdays = int(np.busday_count(start, end))
+        if bars.empty and weekdays > LONGEST_CLOSURE_WEEKDAYS:
+            raise PriceSourceUnavailableError(
+                f"Yahoo Finance answered no bars of {self.ticker} for "
+                f"{start.isoformat()} through {session.isoformat()}, {weekdays} "
+                f"weekdays, more than any market closure "
+                f"({LONGEST_CLOSURE_WEEKDAYS}); taken as a failed download"
+            )
+        return bars
+
+    def _log_retry(self, state: tenacity.RetryCallState) -> None:
+        failure = state.outcome.exception() if state.outcome else None
+        wait = state.next_action.sleep if state.next_action else 0.0
+        logger.info(
+            "Attempt %d of %d to download %s failed (%s); retrying in %.1f s",
+            state.attempt_number,
+            self.retries + 1,
+            self.ticker,
+            _first_line(failure) if failure else "no answer",
+            wait,
+        )
+
+    def _from_fetch(
+        self,
+        stored: pd.DataFrame,
+        new: pd.DataFrame,
+        start: datetime.date,
+        session: datetime.date,
+    ) -> LoadedPrices:
+        if new.empty:
+            logger.info(
+                "No new bars of %s since %s through %s: market holiday or weekend; "
+                "the history holds %s",
+                self.ticker,
+                start.isoformat(),
+                session.isoformat(),
+                describe_span(stored),
+            )
+            return self._result(stored, "yahoo", stale=False, fetched_rows=0)
+
+        logger.info("Fetched %s of %s", describe_span(new), self.ticker)
         merged = merge_history(stored, new)
-        if not new.empty:
-            origin = f"the Yahoo download of {self.ticker}"
-            store_checked(self.history_path, merged, origin)
+        origin = f"the Yahoo download of {self.ticker}"
+        store_checked(self.history_path, merged, origin)
         return self._result(merged, "yahoo", stale=False, fetched_rows=len(new))
 
     def _fall_back(
         self, stored: pd.DataFrame, exc: PriceSourceUnavailableError
     ) -> LoadedPrices:
-        reason = f"Yahoo Finance cannot be reached for {self.ticker}"
-        if stored.empty:
-            return self._seed(f"{reason} ({_first_line(exc)})", cause=exc)
+        reason = (
+            f"Yahoo Finance cannot be reached for {self.ticker} after "
+            f"{self.retries + 1} attempts ({_first_line(exc)})"
+        )
+        if _blank_rows(stored).all():
+            return self._seed(reason, cause=exc)
+
+        filled = self._with_seed_gaps(stored)
+        age = self._require_fresh(filled, "the stored history", reason, exc)
+        if len(filled) > len(stored):
+            store_checked(self.history_path, filled, f"seed file {self.seed_csv}")
+            added = len(filled) - len(stored)
+            logger.info("Filled %d dates of the history from %s", added, self.seed_csv)
 
         logger.warning(
-            "%s; the run continues from the stored history ending %s (stale). "
-            "Cause: %s",
+            "%s; the run continues from the stored history ending %s, %d days old "
+            "(stale)",
             reason,
-            _last_date(stored).isoformat(),
-            _first_line(exc),
+            _last_date(filled).isoformat(),
+            age,
         )
-        filled = self._fill_from_seed(stored)
         return self._result(filled, "history", stale=True, fetched_rows=0)
 
-    def _fill_from_seed(self, stored: pd.DataFrame) -> pd.DataFrame:
+    def _with_seed_gaps(self, stored: pd.DataFrame) -> pd.DataFrame:
         """Add the seed file's dates that the history lacks (stored rows win)."""
         if self.seed_csv is None or not self.seed_csv.is_file():
             return stored
-        merged = merge_history(read_price_csv(self.seed_csv), stored)
-        added = len(merged) - len(stored)
-        if added == 0:
-            return stored
-        store_checked(self.history_path, merged, f"seed file {self.seed_csv}")
-        logger.info("Filled %d dates of the history from %s", added, self.seed_csv)
-        return merged
+        return merge_history(read_price_csv(self.seed_csv), stored)
+
+    def _require_fresh(
+        self, prices: pd.DataFrame, what: str, reason: str, cause: Exception | None
+    ) -> int:
+        """Return the age in days of the newest price; raise when too old."""
+        last = _last_date(prices)
+        today = self.now.astimezone(EXCHANGE_TIMEZONE).date()
+        age = (today - last).days
+        if self.max_age_days == 0 or age <= self.max_age_days:
+            return age
+
+        raise PriceSourceUnavailableError(
+            f"{reason}, and the newest price of {self.ticker} in {what} is from "
+            f"{last.isoformat()}, {age} days before today ({today.isoformat()}, "
+            f"New York), more than GOLDSIGNALS_MAX_PRICE_AGE_DAYS="
+            f"{self.max_age_days}; nothing was stored. Restore the connection to "
+            "Yahoo Finance and run again, or set GOLDSIGNALS_MAX_PRICE_AGE_DAYS=0 "
+            "to run on old prices (for example on an offline machine)"
+        ) from cause
 
     def _seed(self, reason: str, cause: Exception | None) -> LoadedPrices:
         if self.seed_csv is None:
@@ -439,19 +616,31 @@ class _YahooPlan:
                 "../shared/data/gold_futures_daily.csv"
             ) from cause
 
+        seeded = merge_history(empty_prices(), read_price_csv(self.seed_csv))
+        if seeded.empty:
+            raise PriceSourceUnavailableError(
+                f"no prices of {self.ticker}: {reason}, the stored history is "
+                f"empty and the seed file {self.seed_csv} has no prices; point "
+                "GOLDSIGNALS_SEED_CSV at a price file with prices"
+            ) from cause
+        what = f"the seed file {self.seed_csv}"
+        age = self._require_fresh(seeded, what, reason, cause)
+
         logger.warning(
-            "%s and the stored history is empty; seeding it from %s",
+            "%s and the stored history is empty; seeding it from %s (newest price "
+            "%s, %d days old)",
             reason,
             self.seed_csv,
+            _last_date(seeded).isoformat(),
+            age,
         )
-        seeded = read_price_csv(self.seed_csv)
         store_checked(self.history_path, seeded, f"seed file {self.seed_csv}")
         return self._result(seeded, "seed_csv", stale=True, fetched_rows=len(seeded))
 
     def _result(
         self, prices: pd.DataFrame, source: str, *, stale: bool, fetched_rows: int
     ) -> LoadedPrices:
-        if prices.empty:
+        if _blank_rows(prices).all():
             reason = f"Yahoo Finance has no prices of {self.ticker}"
             return self._seed(f"{reason} since {self.history_start}", cause=None)
         return LoadedPrices(prices, source, _last_date(prices), stale, fetched_rows)
@@ -477,8 +666,7 @@ def _flatten_columns(raw: pd.DataFrame) -> pd.DataFrame:
     if not isinstance(raw.columns, pd.MultiIndex):
         return raw
 
-    names = list(raw.columns.names)
-    level = names.index("Ticker") if "Ticker" in names else raw.columns.nlevels - 1
+    level = _ticker_level(raw.columns)
     tickers = [str(name) for name in raw.columns.unique(level=level)]
     if len(tickers) > 1:
         raise PriceDataError(
@@ -486,6 +674,18 @@ def _flatten_columns(raw: pd.DataFrame) -> pd.DataFrame:
             "download or pass one ticker at a time"
         )
     return raw.droplevel(level, axis="columns")
+
+
+def _ticker_level(columns: pd.MultiIndex) -> int:
+    """The level named ``Ticker``, else the one that holds no price names."""
+    names = list(columns.names)
+    if "Ticker" in names:
+        return names.index("Ticker")
+    for level in range(columns.nlevels):
+        values = {str(name).strip().lower() for name in columns.unique(level=level)}
+        if not values & set(REQUIRED_COLUMNS):
+            return level
+    return columns.nlevels - 1
 
 
 def _lowercase_columns(frame: pd.DataFrame) -> pd.DataFrame:
@@ -543,8 +743,11 @@ def _exchange_dates(index: pd.Index) -> pd.DatetimeIndex:
         local = index.tz_localize(None) if index.tz is not None else index
     else:
         local = _parse_dates(index)
-    dates = local.normalize().to_numpy()
-    return pd.DatetimeIndex(dates, name="date").as_unit("ns")
+
+    on_the_hour = (local.minute == 0) & (local.second == 0)
+    slipped = on_the_hour & np.isin(local.hour, _LATE_EVENING_HOURS)
+    dates = local.normalize() + pd.to_timedelta(slipped.astype("int64"), unit="D")
+    return pd.DatetimeIndex(dates.to_numpy(), name="date").as_unit("ns")
 
 
 def _parse_dates(index: pd.Index) -> pd.DatetimeIndex:
@@ -562,17 +765,51 @@ def _parse_dates(index: pd.Index) -> pd.DatetimeIndex:
 
 
 def _dedupe_sorted(frame: pd.DataFrame) -> pd.DataFrame:
-    doubled = frame.index.duplicated(keep="last")
-    if doubled.any():
+    """Keep one row per date, the last one with prices; values never matter."""
+    blank = _blank_rows(frame)
+    shadowed = blank & frame.index.isin(frame.index[~blank])
+    kept = frame[~shadowed]
+    doubled = kept.index.duplicated(keep="last")
+
+    if shadowed.any() or doubled.any():
+        repeated = pd.DatetimeIndex(frame.index[frame.index.duplicated()])
         logger.warning(
-            "Dropped %d rows of duplicated dates, keeping the last row of each; "
-            "first duplicated dates: %s",
-            doubled.sum(),
-            _iso_list(frame.index[doubled]),
+            "Dropped %d rows of duplicated dates, keeping the last row with "
+            "prices of each; first duplicated dates: %s",
+            shadowed.sum() + doubled.sum(),
+            _iso_list(repeated.unique().sort_values()),
         )
-    ordered = frame[~doubled].sort_index(kind="stable")
+    ordered = kept[~doubled].sort_index(kind="stable")
     dates = pd.DatetimeIndex(ordered.index.to_numpy(), name="date")
     return ordered.set_axis(dates)
+
+
+def _blank_rows(frame: pd.DataFrame) -> np.ndarray:
+    """Mark rows without any of open, high, low, close."""
+    return frame[list(REQUIRED_COLUMNS)].isna().all(axis=1).to_numpy()
+
+
+def _complete_bars(frame: pd.DataFrame, session: datetime.date) -> pd.DataFrame:
+    """Hold back bars dated after ``session`` and drop rows without prices."""
+    later = pd.DatetimeIndex(frame.index) > pd.Timestamp(session)
+    if later.any():
+        logger.info(
+            "Held back %d bars dated after %s, the last closed session: partial "
+            "until %s New York time, they are fetched by a run after the close: %s",
+            later.sum(),
+            session.isoformat(),
+            SESSION_CLOSE.strftime("%H:%M"),
+            _iso_list(frame.index[later]),
+        )
+
+    blank = _blank_rows(frame) & ~later
+    if blank.any():
+        logger.info(
+            "Dropped %d fetched rows without prices: %s",
+            blank.sum(),
+            _iso_list(frame.index[blank]),
+        )
+    return frame[~later & ~blank]
 
 
 def _iso_list(dates: pd.Index) -> list[str]:
@@ -646,7 +883,9 @@ def _requested_days(start: datetime.date, end: datetime.date | None) -> str:
 
 
 def _last_date(frame: pd.DataFrame) -> datetime.date:
-    return pd.Timestamp(frame.index[-1]).date()
+    """Exchange date of the newest row with prices (rows without are skipped)."""
+    priced = frame.index[~_blank_rows(frame)]
+    return pd.Timestamp(priced[-1]).date()
 
 
 def _first_line(exc: BaseException) -> str:

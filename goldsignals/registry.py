@@ -153,7 +153,7 @@ def select_best_version(
         ModelNotFoundError: If no version is registered, or none has the
             metric; the message says to run the training pipeline.
     """
-    tracking = mlflow.get_tracking_uri()
+    tracking = client.tracking_uri
     try:
         versions = client.search_model_versions(f"name = '{name}'")
     except MlflowException as exc:
@@ -269,11 +269,21 @@ def champion_gate(
 
 
 def champion_version(client: MlflowClient, name: str) -> str | None:
-    """The version holding the champion alias of ``name``, if any."""
+    """The version holding the champion alias of ``name``, if any.
+
+    Raises:
+        ModelNotFoundError: If the registry cannot be asked (a server that is
+            down must never read as "no champion yet").
+    """
     try:
         version = client.get_model_version_by_alias(name, CHAMPION)
-    except MlflowException:
-        return None
+    except MlflowException as exc:
+        if exc.error_code in ("INVALID_PARAMETER_VALUE", "RESOURCE_DOES_NOT_EXIST"):
+            return None
+        raise ModelNotFoundError(
+            f"cannot ask MLflow at {client.tracking_uri} for the {CHAMPION} of "
+            f"{name!r}: {exc}; is the tracking server running?"
+        ) from exc
     return str(version.version)
 
 

@@ -122,8 +122,14 @@ def create_signal_engine(url: str) -> Engine:
     if parsed.get_backend_name() == "sqlite" and parsed.database:
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
 
+    # A database that is down or unreachable fails the connection in seconds.
+    connect_args = (
+        {"connect_timeout": 5} if parsed.drivername.startswith("postgresql") else {}
+    )
     try:
-        engine = sa.create_engine(url, future=True, pool_pre_ping=True)
+        engine = sa.create_engine(
+            url, future=True, pool_pre_ping=True, connect_args=connect_args
+        )
     except (ImportError, NoSuchModuleError) as exc:
         raise SignalStoreError(
             f"no database driver for {redacted_url(url)} ({exc}); use a "

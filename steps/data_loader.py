@@ -19,9 +19,11 @@ logger = logging.getLogger(__name__)
 def data_loader() -> Annotated[pd.DataFrame, "gold_prices"]:
     """Load prices: incremental Yahoo fetch (or a CSV) merged into the history.
 
-    Ticker, source and file locations come from the ``GOLDSIGNALS_*``
-    settings. The step's metadata records the source, the last price date
-    and whether the data is stale (Yahoo unreachable).
+    Ticker, source, file locations, retries and the allowed age of stale
+    prices come from the ``GOLDSIGNALS_*`` settings. Only complete bars are
+    stored (a session still open is held back). The step's metadata records
+    the source, the last price date and whether the data is stale (Yahoo
+    unreachable).
 
     Returns:
         Standard price frame: index ``date`` (exchange dates, ascending,
@@ -39,6 +41,9 @@ def data_loader() -> Annotated[pd.DataFrame, "gold_prices"]:
             timeout=settings.yahoo_timeout_seconds,
             cache_dir=settings.home / "cache" / "yfinance",
         ),
+        retries=settings.yahoo_retries,
+        backoff_seconds=settings.yahoo_backoff_seconds,
+        max_age_days=settings.max_price_age_days,
     )
 
     log_metadata(

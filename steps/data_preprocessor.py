@@ -17,6 +17,10 @@ def data_preprocessor(
 ) -> Annotated[pd.DataFrame, "clean_prices"]:
     """Drop empty and weekend rows, validate, repair out-of-range bars.
 
+    The counts and first dates of dropped rows and repaired bars are logged
+    and recorded in the step's metadata; a bar further than
+    ``goldsignals.cleaning.MAX_OHLC_GAP`` outside high-low fails the run.
+
     Args:
         prices: Standard price frame from ``data_loader``.
         repair_ohlc: Repair bars whose open or close lies outside high-low

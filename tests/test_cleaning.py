@@ -40,7 +40,9 @@ def test_clean_prices_real_file_repairs_440_bars(real_prices: pd.DataFrame) -> N
 
     assert report == CleaningReport(
         empty_rows_dropped=0,
+        first_empty_dates=(),
         weekend_rows_dropped=0,
+        first_weekend_dates=(),
         ohlc_repaired=440,
         first_repaired_dates=(
             "2003-04-29",
@@ -105,15 +107,15 @@ def test_clean_prices_fills_missing_volume_with_zero() -> None:
 
 def test_clean_prices_repairs_by_stated_rule() -> None:
     frame = _bars(["2024-01-02", "2024-01-03", "2024-01-04"])
-    frame.loc["2024-01-03", "open"] = 13.0
-    frame.loc["2024-01-04", "close"] = 8.0
+    frame.loc["2024-01-03", "open"] = 12.5
+    frame.loc["2024-01-04", "close"] = 8.5
 
     cleaned, report = clean_prices(frame)
 
     assert report.ohlc_repaired == 2
     assert report.first_repaired_dates == ("2024-01-03", "2024-01-04")
-    assert cleaned["high"].tolist() == [12.0, 13.0, 12.0]
-    assert cleaned["low"].tolist() == [9.0, 9.0, 8.0]
+    assert cleaned["high"].tolist() == [12.0, 12.5, 12.0]
+    assert cleaned["low"].tolist() == [9.0, 9.0, 8.5]
 
 
 def test_clean_prices_repair_disabled_raises_with_first_dates(
@@ -139,7 +141,7 @@ def test_clean_prices_logs_one_info_line(caplog: pytest.LogCaptureFixture) -> No
 
     lines = [r for r in caplog.records if r.name == "goldsignals.cleaning"]
     assert len(lines) == 1
-    assert "ohlc_repaired=0" in lines[0].getMessage()
+    assert "repaired 0 bars" in lines[0].getMessage()
 
 
 def test_validate_prices_non_positive_price_names_first_date() -> None:

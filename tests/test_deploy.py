@@ -10,6 +10,7 @@ and the command line, with the model in the MLflow server's registry.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import subprocess
@@ -126,8 +127,6 @@ def deployed() -> Iterator[dict[str, str]]:
         env["first_stack"] = json.dumps(_active_stack(env))
         env["second_deploy"] = goldsignals(env, "deploy-stack").stdout
         env["second_stack"] = json.dumps(_active_stack(env))
-        client_config = home / "zenml" / "config.yaml"
-        env["client_config_mtime"] = str(client_config.stat().st_mtime_ns)
 
         yield env
     finally:
@@ -321,10 +320,20 @@ def test_embedded_stack_is_refused_while_deployed(deployed: dict[str, str]) -> N
 def test_dag_steps_leave_the_client_settings_alone(
     deployed: dict[str, str], daily_run: dict[str, str]
 ) -> None:
+    """A DAG run after `zenml-server disconnect` must not reconnect the client."""
     config = Path(deployed["GOLDSIGNALS_HOME"]) / "zenml" / "config.yaml"
+    base = f"http://127.0.0.1:{deployed['GOLDSIGNALS_AIRFLOW_PORT']}"
+    goldsignals(deployed, "zenml-server", "disconnect")
+    try:
+        token = airflow_api.login(base, Path(deployed["AIRFLOW_HOME"]))
+        run_id = airflow_api.trigger(base, token, "gold_inference")
+        state = airflow_api.wait_for_run(base, token, "gold_inference", run_id)
+        after_run = config.read_text()
+    finally:
+        goldsignals(deployed, "zenml-server", "connect")
 
-    assert daily_run["gold_inference"] == "success"
-    assert str(config.stat().st_mtime_ns) == deployed["client_config_mtime"]
+    assert state == "success"
+    assert "type: sql" in after_run
     assert (Path(deployed["GOLDSIGNALS_HOME"]) / "zenml-steps").is_dir()
 
 
@@ -337,6 +346,35 @@ def test_run_on_the_airflow_stack_says_to_trigger_the_dag(
 
     assert result.returncode == 2
     assert "trigger their DAGs in the Airflow UI" in result.stderr
+
+
+@pytest.mark.airflow
+@pytest.mark.postgres
+def test_every_service_listens_on_loopback_only(deployed: dict[str, str]) -> None:
+    import psutil
+
+    ports = {
+        int(deployed[f"GOLDSIGNALS_{name}_PORT"])
+        for name in ("POSTGRES", "MLFLOW", "ZENML_SERVER", "AIRFLOW")
+    }
+    home = deployed["GOLDSIGNALS_HOME"]
+    listeners = [
+        c for c in psutil.net_connections(kind="tcp") if c.status == psutil.CONN_LISTEN
+    ]
+    roots = {c.pid for c in listeners if c.laddr.port in ports and c.pid}
+    for process in psutil.process_iter(["pid", "cmdline", "environ"]):
+        text = " ".join(process.info["cmdline"] or [])
+        environment = process.info["environ"] or {}
+        if home in text or environment.get("GOLDSIGNALS_HOME") == home:
+            roots.add(process.info["pid"])
+    ours = set(roots)
+    for pid in roots:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            ours |= {child.pid for child in psutil.Process(pid).children(True)}
+    listening = [c for c in listeners if c.pid in ours]
+
+    assert ports <= {c.laddr.port for c in listening}
+    assert {c.laddr.ip for c in listening} == {"127.0.0.1"}
 
 
 @pytest.mark.airflow

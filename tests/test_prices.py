@@ -81,7 +81,13 @@ def _unreachable_fetcher(calls: Calls) -> prices.Fetcher:
     return fetch
 
 
+def _evening(day: datetime.date) -> datetime.datetime:
+    """23:00 UTC of ``day``: after the 17:00 New York close, summer or winter."""
+    return datetime.datetime.combine(day, datetime.time(23), tzinfo=datetime.UTC)
+
+
 def _load(history: Path, fetcher: prices.Fetcher, **options: Any) -> Any:
+    options.setdefault("sleep", lambda seconds: None)
     return load_prices(
         ticker="GC=F",
         source="yfinance",
@@ -537,8 +543,8 @@ def test_load_prices_incremental_asks_only_after_last_stored_date(
     second = _bars(["2024-01-08", "2024-01-09"], close=101.0)
     fetcher = _recording_fetcher([first, second], calls)
 
-    _load(history, fetcher, today=datetime.date(2024, 1, 5))
-    loaded = _load(history, fetcher, today=datetime.date(2024, 1, 9))
+    _load(history, fetcher, now=_evening(datetime.date(2024, 1, 5)))
+    loaded = _load(history, fetcher, now=_evening(datetime.date(2024, 1, 9)))
 
     assert calls == [
         (START, datetime.date(2024, 1, 6)),
@@ -556,7 +562,7 @@ def test_load_prices_up_to_date_history_does_not_call_fetcher(tmp_path: Path) ->
     calls: Calls = []
 
     loaded = _load(
-        history, _recording_fetcher([], calls), today=datetime.date(2024, 1, 5)
+        history, _recording_fetcher([], calls), now=_evening(datetime.date(2024, 1, 5))
     )
 
     assert calls == []
@@ -573,7 +579,9 @@ def test_load_prices_unreachable_continues_from_history_with_one_warning(
 
     with caplog.at_level(logging.INFO):
         loaded = _load(
-            history, _unreachable_fetcher(calls), today=datetime.date(2024, 1, 9)
+            history,
+            _unreachable_fetcher(calls),
+            now=_evening(datetime.date(2024, 1, 9)),
         )
 
     warnings = [
@@ -583,7 +591,7 @@ def test_load_prices_unreachable_continues_from_history_with_one_warning(
     message = warnings[0].getMessage()
     assert "cannot be reached for GC=F" in message
     assert "stored history ending 2024-01-05" in message
-    assert calls == [(datetime.date(2024, 1, 6), datetime.date(2024, 1, 10))]
+    assert calls == [(datetime.date(2024, 1, 6), datetime.date(2024, 1, 10))] * 4
     assert (loaded.source, loaded.stale, loaded.fetched_rows) == ("history", True, 0)
     pd.testing.assert_frame_equal(loaded.prices, stored)
 
@@ -599,7 +607,7 @@ def test_load_prices_empty_history_unreachable_seeds_from_csv(
             history,
             _unreachable_fetcher(calls),
             seed_csv=shared_data / MAIN_FILE,
-            today=datetime.date(2026, 8, 10),
+            now=_evening(datetime.date(2026, 8, 10)),
         )
 
     warnings = [
@@ -607,7 +615,7 @@ def test_load_prices_empty_history_unreachable_seeds_from_csv(
     ]
     assert len(warnings) == 1
     assert "seeding it from" in warnings[0].getMessage()
-    assert calls == [(START, datetime.date(2026, 8, 11))]
+    assert calls == [(START, datetime.date(2026, 8, 11))] * 4
     assert (loaded.source, loaded.stale, loaded.fetched_rows) == (
         "seed_csv",
         True,
@@ -626,7 +634,9 @@ def test_load_prices_empty_history_unreachable_without_seed_raises(
         PriceSourceUnavailableError,
         match=r"GC=F.*GOLDSIGNALS_SEED_CSV.*GOLDSIGNALS_PRICE_CSV",
     ):
-        _load(tmp_path / "GC_F.parquet", fetcher, today=datetime.date(2024, 1, 9))
+        _load(
+            tmp_path / "GC_F.parquet", fetcher, now=_evening(datetime.date(2024, 1, 9))
+        )
     assert not (tmp_path / "GC_F.parquet").exists()
 
 
@@ -649,7 +659,7 @@ def test_load_prices_empty_fetch_is_not_stale(
     fetcher = _recording_fetcher([prices.empty_prices()], [])
 
     with caplog.at_level(logging.INFO):
-        loaded = _load(history, fetcher, today=datetime.date(2024, 1, 7))
+        loaded = _load(history, fetcher, now=_evening(datetime.date(2024, 1, 7)))
 
     assert (loaded.source, loaded.stale, loaded.fetched_rows) == ("yahoo", False, 0)
     assert "No new bars of GC=F since 2024-01-06" in caplog.text
@@ -665,7 +675,11 @@ def test_load_prices_history_never_shrinks(tmp_path: Path) -> None:
         tmp_path / "small.csv", "Date,Open,High,Low,Close\n2024-01-03,3,3,3,3\n"
     )
 
-    _load(history, _recording_fetcher([fetched], []), today=datetime.date(2024, 1, 5))
+    _load(
+        history,
+        _recording_fetcher([fetched], []),
+        now=_evening(datetime.date(2024, 1, 5)),
+    )
     loaded = load_prices(
         ticker="GC=F",
         source="csv",
@@ -744,7 +758,7 @@ def test_load_prices_rejected_download_not_stored(tmp_path: Path) -> None:
     fetcher = _recording_fetcher([download], [])
 
     with pytest.raises(PriceValidationError, match="Yahoo download of GC=F"):
-        _load(history, fetcher, today=datetime.date(2024, 1, 5))
+        _load(history, fetcher, now=_evening(datetime.date(2024, 1, 5)))
 
     assert len(read_history(history)) == 1
 
@@ -760,7 +774,7 @@ def test_load_prices_unreachable_fills_gaps_from_seed(tmp_path: Path) -> None:
         history,
         _unreachable_fetcher([]),
         seed_csv=seed,
-        today=datetime.date(2024, 1, 8),
+        now=_evening(datetime.date(2024, 1, 8)),
     )
 
     assert (loaded.source, loaded.stale) == ("history", True)

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from goldsignals.config import PIPELINE_CONFIG_DIR
+from goldsignals.processes import answers_ok
 
 CONFIG_DIR = PIPELINE_CONFIG_DIR
 
@@ -57,11 +58,19 @@ def check_prerequisites(name: str) -> None:
 
     client = Client()
     stack = client.active_stack_model
-    if stack.components.get(_tracker_type()) is None:
+    trackers = stack.components.get(_tracker_type())
+    if not trackers:
         raise PipelineRunError(
             f"the active ZenML stack {stack.name!r} has no MLflow experiment "
             "tracker; register goldsignals' stack first: `goldsignals stack` "
             "(`make run` does it)"
+        )
+    uri = str(trackers[0].configuration.get("tracking_uri") or "")
+    if uri.startswith(("http://", "https://")) and not answers_ok(f"{uri}/health"):
+        raise PipelineRunError(
+            f"the MLflow tracking server {uri} of stack {stack.name!r} does not "
+            "answer; start it (`make up`) or fix GOLDSIGNALS_MLFLOW_TRACKING_URI "
+            "and register the stack again. Nothing was run or registered"
         )
     missing = [
         artifact

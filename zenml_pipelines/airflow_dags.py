@@ -18,6 +18,7 @@ import yaml
 from pydantic import BaseModel, Field, ValidationError, field_validator
 from sqlalchemy.engine import make_url
 
+from goldsignals.config import SERVICE_TIMEOUTS
 from goldsignals.errors import GoldSignalsError
 from zenml_pipelines import CONFIG_DIR, PIPELINES, configured_pipeline
 
@@ -115,6 +116,9 @@ STEP_ENVIRONMENT = (
     "GOLDSIGNALS_HOME",
     "GOLDSIGNALS_TICKER",
     "GOLDSIGNALS_SEED_CSV",
+    "GOLDSIGNALS_MAX_PRICE_AGE_DAYS",
+    "GOLDSIGNALS_YAHOO_RETRIES",
+    "GOLDSIGNALS_YAHOO_BACKOFF_SECONDS",
     "GOLDSIGNALS_SIGNALS_DB_URL",
     "GOLDSIGNALS_MLFLOW_TRACKING_URI",
     "PGPASSFILE",
@@ -153,6 +157,7 @@ def step_environment() -> dict[str, str]:
         )
     return {
         **environment,
+        **SERVICE_TIMEOUTS,
         "ZENML_ANALYTICS_OPT_IN": "false",
         "MLFLOW_DISABLE_TELEMETRY": "true",
     }
