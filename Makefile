@@ -27,7 +27,7 @@ export AIRFLOW_HOME := $(GOLDSIGNALS_HOME)/airflow
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | md5sum | cut -c1-12)
 
 .PHONY: help install system-deps stack run train infer signals evaluate airflow compile up \
-	deploy-stack down test test-fast lint format check lock lock-zenml-server clean \
+	deploy-stack down test test-fast bench bench-quick lint format check lock lock-zenml-server clean \
 	distclean
 
 help: ## List the targets
@@ -110,6 +110,13 @@ test: install system-deps ## Run every test (unit, end to end, Airflow, browser)
 
 test-fast: install ## Run the tests that need no pipeline run
 	$(BIN)/pytest -m "not e2e"
+
+BENCH_ARGS ?=
+bench: install ## Measure floor, embedded and Airflow paths, growth; print tables
+	$(BIN)/python -m bench.run $(BENCH_ARGS)
+
+bench-quick: install ## A short benchmark: 1 repeat, 2-year history, no Airflow
+	$(BIN)/python -m bench.run --quick --skip-airflow $(BENCH_ARGS)
 
 lint: install ## ruff (lint and format check) and mypy --strict
 	$(BIN)/ruff check .
