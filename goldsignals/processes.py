@@ -30,15 +30,23 @@ def read_pid(path: Path) -> int | None:
 
 
 def stop_process_group(pid: int, *, timeout: float) -> None:
-    """SIGTERM the process group led by ``pid``; SIGKILL it after ``timeout``."""
-    os.killpg(pid, signal.SIGTERM)
+    """SIGTERM the process group led by ``pid``; SIGKILL it after ``timeout``.
+
+    A group that is already gone (its leader ended since it was looked up)
+    counts as stopped.
+    """
+    try:
+        os.killpg(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
     deadline = time.monotonic() + timeout
     while pid_alive(pid) and time.monotonic() < deadline:
         with contextlib.suppress(ChildProcessError):
             os.waitpid(pid, os.WNOHANG)
         time.sleep(0.2)
     if pid_alive(pid):
-        os.killpg(pid, signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGKILL)
 
 
 def answers_ok(url: str) -> bool:
