@@ -9,7 +9,12 @@ Besides the container operators of the stock generator (Docker, Kubernetes pod:
 any operator given by import path), it runs a step as a subprocess of the
 Airflow worker's Python environment when the operator is ``subprocess``: no
 image and no container engine are needed, the step's output streams into the
-task log and the task fails with the step's exit status.
+task log and the task fails with the step's exit status. When the task's
+environment names a step server (``GOLDSIGNALS_STEP_SERVER_SOCKET``, set by
+``goldsignals airflow start``), the step runs in a child forked from that warm
+process instead, with the same command, environment, output and exit status
+but without the interpreter start and imports; a missing or declining server
+means a fresh subprocess.
 
 Parsing is cheap: at import this module reads ``config.json`` and builds the DAG
 object; it touches no database, network or ZenML store (ZenML runs only inside
@@ -22,15 +27,19 @@ the step subprocess). Extra keys understood in ``dag_args``:
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import importlib
+import json
 import os
+import secrets
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from pydantic import BaseModel, Field
@@ -46,6 +55,9 @@ OFFLINE_ENVIRONMENT = {
     "ZENML_LOGGING_COLORS_DISABLED": "true",
 }
 CUSTOM_DAG_ARGS = ("schedule_assets", "outlet_assets")
+STEP_SERVER_SOCKET_ENV = "GOLDSIGNALS_STEP_SERVER_SOCKET"
+MAX_UNIX_PATH = 100
+STEP_SERVER_CONNECT_SECONDS = 5.0
 
 
 class TaskConfiguration(BaseModel):
@@ -104,7 +116,7 @@ def run_step(
     command: list[str],
     environment: dict[str, str],
     log: Any,
-    on_start: Callable[[subprocess.Popen[str]], None] | None = None,
+    on_start: Callable[[int], None] | None = None,
 ) -> int:
     """Run one step to completion, streaming its output lines to ``log``.
 
@@ -128,11 +140,78 @@ def run_step(
         ) as process,
     ):
         if on_start is not None:
-            on_start(process)
+            on_start(process.pid)
         assert process.stdout is not None
         for line in process.stdout:
             log.info("%s", line.rstrip())
         return process.wait()
+
+
+@contextlib.contextmanager
+def _unix_address(path: str) -> Iterator[str]:
+    """``path``, or ``/proc/self/fd/<folder>/<name>`` when too long for AF_UNIX."""
+    if len(os.fsencode(path)) <= MAX_UNIX_PATH:
+        yield path
+        return
+    folder = os.open(os.path.dirname(path), os.O_PATH | os.O_DIRECTORY)
+    try:
+        yield f"/proc/self/fd/{folder}/{os.path.basename(path)}"
+    finally:
+        os.close(folder)
+
+
+def run_step_on_server(
+    socket_path: str,
+    command: list[str],
+    environment: dict[str, str],
+    log: Any,
+    on_start: Callable[[int], None] | None = None,
+) -> int | None:
+    """Run one step in a child of the step server, streaming its output.
+
+    Returns:
+        The step's exit status; None when the server cannot be reached or
+        declines the step (the caller then runs it as a subprocess).
+    """
+    marker = f"goldsignals-step-exit-{secrets.token_hex(8)}"
+    request = {"command": command, "environment": environment, "marker": marker}
+    try:
+        conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        conn.settimeout(STEP_SERVER_CONNECT_SECONDS)
+        with _unix_address(socket_path) as address:
+            conn.connect(address)
+        conn.sendall(json.dumps(request).encode() + b"\n")
+        stream = conn.makefile("rb")
+        reply = json.loads(stream.readline() or b"{}")
+    except (OSError, ValueError) as exc:
+        log.info(
+            "Step server %s not usable (%s); running a subprocess", socket_path, exc
+        )
+        conn.close()
+        return None
+    if not reply.get("accepted"):
+        log.info(
+            "Step server declined the step (%s); running a subprocess",
+            reply.get("reason", "no answer"),
+        )
+        conn.close()
+        return None
+
+    conn.settimeout(None)
+    pid = int(reply["pid"])
+    log.info("Step runs in pid %d, forked from the step server", pid)
+    if on_start is not None:
+        on_start(pid)
+    with conn, stream:
+        for raw in stream:
+            line = raw.decode(errors="replace").rstrip("\n")
+            head, found, status = line.partition(marker)
+            if head:
+                log.info("%s", head.rstrip())
+            if found:
+                return int(status)
+    log.error("Step process %d ended without an exit status (killed?)", pid)
+    return -signal.SIGKILL
 
 
 def import_class_by_path(class_path: str) -> type[Any]:
@@ -210,26 +289,34 @@ def _build_dag(dag_config: DagConfiguration) -> Any:
             super().__init__(**kwargs)
             self.task_config = task_config
             self.python = python or sys.executable
-            self._process: subprocess.Popen[str] | None = None
+            self._pid: int | None = None
 
         def execute(self, context: Any) -> None:
             task = TaskConfiguration.model_validate(self.task_config)
             command = step_command(task, self.python)
             self.log.info("Running ZenML step %s: %s", task.zenml_step_name, command)
             environment = step_environment(task, str(context["run_id"]))
-            status = run_step(command, environment, self.log, self._remember)
+            status = None
+            server = environment.get(STEP_SERVER_SOCKET_ENV)
+            if server:
+                status = run_step_on_server(
+                    server, command, environment, self.log, self._remember
+                )
+            if status is None:
+                status = run_step(command, environment, self.log, self._remember)
             if status != 0:
                 raise AirflowException(
                     f"ZenML step {task.zenml_step_name} exited with status {status}; "
                     "its output is above in this log"
                 )
 
-        def _remember(self, process: subprocess.Popen[str]) -> None:
-            self._process = process
+        def _remember(self, pid: int) -> None:
+            self._pid = pid
 
         def on_kill(self) -> None:
-            if self._process is not None and self._process.poll() is None:
-                os.killpg(self._process.pid, signal.SIGTERM)
+            if self._pid is not None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self._pid, signal.SIGTERM)
 
     dag_args = dict(dag_config.dag_args)
     schedule_assets = dag_args.pop("schedule_assets", None)

@@ -27,6 +27,7 @@ from goldsignals.processes import (
     read_pid,
     stop_process_group,
 )
+from goldsignals.step_server import SOCKET_ENV, socket_path
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +36,7 @@ SERVICES: dict[str, tuple[str, ...]] = {
     "scheduler": ("scheduler", "--skip-serve-logs"),
     "dag-processor": ("dag-processor",),
 }
+STEP_SERVER = "step-server"
 PASSWORDS_FILE = "simple_auth_manager_passwords.json.generated"
 
 
@@ -55,6 +57,9 @@ class AirflowHost:
         metadata_url: SQLAlchemy URL of Airflow's metadata database; when
             unset, the one already in ``airflow.cfg`` is kept (SQLite in the
             Airflow home for a new configuration).
+        step_server: Start the step server (:mod:`goldsignals.step_server`)
+            with the services, so that tasks fork their ZenML steps from a
+            warm process instead of starting a fresh interpreter each.
     """
 
     home: Path
@@ -63,6 +68,7 @@ class AirflowHost:
     port: int = 8080
     parallelism: int = 4
     metadata_url: str | None = None
+    step_server: bool = True
 
     @property
     def base_url(self) -> str:
@@ -78,6 +84,25 @@ class AirflowHost:
     def pid_dir(self) -> Path:
         """Folder of one ``<service>.pid`` file per started service."""
         return self.home / "run"
+
+    @property
+    def step_server_socket(self) -> Path:
+        """Where the step server listens."""
+        return socket_path(self.pid_dir)
+
+    @property
+    def services(self) -> dict[str, list[str]]:
+        """Name -> command of every service ``start`` starts, in order."""
+        commands = {name: _airflow(self, *args) for name, args in SERVICES.items()}
+        if self.step_server:
+            commands[STEP_SERVER] = [
+                sys.executable,
+                "-m",
+                "goldsignals.step_server",
+                "--socket",
+                str(self.step_server_socket),
+            ]
+        return commands
 
 
 def _sections(
@@ -154,13 +179,22 @@ def write_config(airflow: AirflowHost) -> Path:
 
 
 def airflow_environment(airflow: AirflowHost) -> dict[str, str]:
-    """Environment of every Airflow process: ``AIRFLOW_HOME`` and no telemetry."""
-    return {
+    """Environment of every Airflow process: ``AIRFLOW_HOME``, no telemetry.
+
+    With the step server on, it also names the server's socket, which the
+    task processes inherit from the scheduler.
+    """
+    environment = {
         **os.environ,
         "AIRFLOW_HOME": str(airflow.home),
         "SCARF_ANALYTICS": "false",
         "DO_NOT_TRACK": "1",
+        "MPLBACKEND": os.environ.get("MPLBACKEND", "Agg"),
     }
+    environment.pop(SOCKET_ENV, None)
+    if airflow.step_server:
+        environment[SOCKET_ENV] = str(airflow.step_server_socket)
+    return environment
 
 
 def _airflow(airflow: AirflowHost, *args: str) -> list[str]:
@@ -186,7 +220,7 @@ def migrate_database(airflow: AirflowHost) -> None:
 def running_services(airflow: AirflowHost) -> dict[str, int]:
     """The services whose pid file names a live process."""
     alive: dict[str, int] = {}
-    for name in SERVICES:
+    for name in (*SERVICES, STEP_SERVER):
         if (pid := read_pid(airflow.pid_dir / f"{name}.pid")) is not None:
             alive[name] = pid
     return alive
@@ -214,7 +248,7 @@ def protect_password_file(airflow: AirflowHost) -> None:
 
 
 def start(airflow: AirflowHost) -> dict[str, int]:
-    """Start api-server, scheduler and dag-processor in the background.
+    """Start api-server, scheduler, dag-processor and step server.
 
     Services already running are left alone. Output goes to
     ``<home>/logs/<service>.out``.
@@ -228,12 +262,12 @@ def start(airflow: AirflowHost) -> dict[str, int]:
     if "api-server" not in pids:
         check_port_free(airflow)
 
-    for name, args in SERVICES.items():
+    for name, command in airflow.services.items():
         if name in pids:
             continue
         out = (airflow.home / "logs" / f"{name}.out").open("ab")
         process = subprocess.Popen(
-            _airflow(airflow, *args),
+            command,
             env=airflow_environment(airflow),
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -246,21 +280,35 @@ def start(airflow: AirflowHost) -> dict[str, int]:
 
 
 def wait_until_healthy(airflow: AirflowHost, *, timeout: float = 120.0) -> None:
-    """Wait for the api-server's health endpoint to answer.
+    """Wait for the api-server's health endpoint and the step server's socket.
 
     Raises:
-        AirflowHostError: If it does not answer in ``timeout`` seconds.
+        AirflowHostError: If either is not there within ``timeout`` seconds,
+            or the step server exited.
     """
     url = f"{airflow.base_url}/api/v2/monitor/health"
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if answers_ok(url):
-            return
+    while not answers_ok(url):
+        if time.monotonic() > deadline:
+            raise AirflowHostError(
+                f"Airflow's api-server did not answer at {url} within "
+                f"{timeout:.0f} s; see {airflow.home / 'logs' / 'api-server.out'}"
+            )
         time.sleep(1.0)
-    raise AirflowHostError(
-        f"Airflow's api-server did not answer at {url} within {timeout:.0f} s; "
-        f"see {airflow.home / 'logs' / 'api-server.out'}"
-    )
+    while airflow.step_server and not airflow.step_server_socket.exists():
+        log = airflow.home / "logs" / f"{STEP_SERVER}.out"
+        if STEP_SERVER not in running_services(airflow):
+            raise AirflowHostError(
+                f"the step server exited; see {log}. Set "
+                "GOLDSIGNALS_AIRFLOW_STEP_SERVER=false to run every step as a "
+                "fresh subprocess instead"
+            )
+        if time.monotonic() > deadline:
+            raise AirflowHostError(
+                f"the step server did not listen on {airflow.step_server_socket} "
+                f"within {timeout:.0f} s; see {log}"
+            )
+        time.sleep(0.5)
 
 
 def stop(airflow: AirflowHost, *, timeout: float = 30.0) -> list[str]:

@@ -151,8 +151,10 @@ def run(
     from zenml.client import Client
     from zenml.enums import StackComponentType
 
+    from goldsignals.startup import remember_package_index
     from zenml_pipelines import run_pipeline
 
+    remember_package_index()
     stack = Client().active_stack_model
     orchestrator = stack.components[StackComponentType.ORCHESTRATOR][0]
     if orchestrator.flavor_name == "airflow":
@@ -427,6 +429,7 @@ def _airflow_host(settings: Settings, database: str | None = None) -> Any:
         port=settings.airflow_port,
         parallelism=settings.airflow_parallelism,
         metadata_url=metadata_url,
+        step_server=settings.airflow_step_server,
     )
 
 
@@ -491,10 +494,10 @@ def airflow_status() -> None:
 
     airflow = _airflow_host(_settings())
     running = airflow_host.running_services(airflow)
-    for name in airflow_host.SERVICES:
+    for name in airflow.services:
         state = f"pid {running[name]}" if name in running else "not running"
         print(f"{name}: {state}")
-    if len(running) < len(airflow_host.SERVICES):
+    if any(name not in running for name in airflow.services):
         raise typer.Exit(1)
 
 

@@ -59,6 +59,9 @@ class Settings(BaseSettings):
             back to the stored history (0: try once).
         yahoo_backoff_seconds: Wait before the first retry; it doubles at
             each further retry (2, 4, 8 s by default), up to 60 s.
+        airflow_step_server: Run the ZenML steps of Airflow tasks in children
+            of a warm step server (``goldsignals.step_server``) rather than
+            in a fresh interpreter each.
         max_price_age_days: Calendar days the newest stored price may lag
             today's New York date when Yahoo cannot be reached (the stored
             history or the seed file); older prices fail the run. 0 accepts
@@ -88,6 +91,7 @@ class Settings(BaseSettings):
     airflow_host: str = "127.0.0.1"
     airflow_port: int = Field(default=8080, ge=1, le=65535)
     airflow_parallelism: int = Field(default=4, ge=1)
+    airflow_step_server: bool = True
     postgres_port: int = Field(default=5433, ge=1, le=65535)
     mlflow_port: int = Field(default=5000, ge=1, le=65535)
     zenml_server_port: int = Field(default=8237, ge=1, le=65535)

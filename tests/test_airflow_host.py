@@ -9,11 +9,14 @@ from pathlib import Path
 import pytest
 
 from goldsignals.airflow_host import (
+    STEP_SERVER,
     AirflowHost,
     AirflowHostError,
+    airflow_environment,
     check_port_free,
     write_config,
 )
+from goldsignals.step_server import SOCKET_ENV
 
 
 def test_write_config_binds_loopback_and_keeps_secrets(tmp_path: Path) -> None:
@@ -44,3 +47,16 @@ def test_check_port_free_names_port_and_setting() -> None:
         pattern = rf"{port}, the port of the Airflow api-server, is already in use"
         with pytest.raises(AirflowHostError, match=pattern):
             check_port_free(host)
+
+
+def test_step_server_is_a_service_named_to_the_tasks(tmp_path: Path) -> None:
+    host = AirflowHost(home=tmp_path, dags_dir=tmp_path / "dags")
+    off = AirflowHost(home=tmp_path, dags_dir=tmp_path / "dags", step_server=False)
+
+    command = host.services[STEP_SERVER]
+
+    assert command[1:3] == ["-m", "goldsignals.step_server"]
+    assert command[-1] == str(tmp_path / "run" / "step-server.sock")
+    assert airflow_environment(host)[SOCKET_ENV] == command[-1]
+    assert STEP_SERVER not in off.services
+    assert SOCKET_ENV not in airflow_environment(off)

@@ -162,6 +162,19 @@ def test_triggered_inference_writes_signals(
     print(f"gold_inference trigger to success: {elapsed:.1f} s")
 
 
+def test_scheduled_steps_fork_from_the_step_server(
+    airflow_env: dict[str, str], running: str
+) -> None:
+    status = _run(airflow_env, str(BIN / "goldsignals"), "airflow", "status")
+    logs = Path(airflow_env["AIRFLOW_HOME"]) / "logs" / "dag_id=gold_inference"
+    texts = [path.read_text() for path in logs.rglob("*.log")]
+
+    assert "step-server: pid" in status
+    assert texts
+    assert any("forked from the step server" in text for text in texts)
+    assert not any("running a subprocess" in text for text in texts)
+
+
 def test_import_errors_are_none(airflow_env: dict[str, str], running: str) -> None:
     token = airflow_api.login(running, Path(airflow_env["AIRFLOW_HOME"]))
 
