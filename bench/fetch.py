@@ -47,10 +47,16 @@ def after_close(day: dt.date) -> dt.datetime:
     return dt.datetime.combine(day, dt.time(23, 0), tzinfo=dt.UTC)
 
 
-def one_day_fetcher(day: dt.date, close: float) -> Fetcher:
-    """A fetcher that returns a single bar dated ``day`` at ``close``."""
+def one_day_fetcher(
+    day: dt.date, close: float, asked: list[tuple[dt.date, dt.date | None]]
+) -> Fetcher:
+    """A fetcher that returns a single bar dated ``day`` at ``close``.
+
+    Every ``(start, end)`` it is asked for is appended to ``asked``.
+    """
 
     def fetch(ticker: str, start: dt.date, end: dt.date | None) -> pd.DataFrame:
+        asked.append((start, end))
         index = pd.DatetimeIndex([pd.Timestamp(day)], name="date").as_unit("ns")
         values = {name: [close] for name in PRICE_COLUMNS}
         return pd.DataFrame(values, index=index).assign(volume=[1000.0])
@@ -58,7 +64,13 @@ def one_day_fetcher(day: dt.date, close: float) -> Fetcher:
     return fetch
 
 
-def _load_once(history: Path, stored: bytes, day: dt.date, close: float) -> float:
+def _load_once(
+    history: Path,
+    stored: bytes,
+    day: dt.date,
+    close: float,
+    asked: list[tuple[dt.date, dt.date | None]],
+) -> float:
     """Restore the stored history, then time one load; returns CPU seconds."""
     history.write_bytes(stored)
     cpu = time.process_time()
@@ -68,7 +80,7 @@ def _load_once(history: Path, stored: bytes, day: dt.date, close: float) -> floa
         history_path=history,
         history_start=dt.date(2000, 1, 1),
         now=after_close(day),
-        fetcher=one_day_fetcher(day, close),
+        fetcher=one_day_fetcher(day, close, asked),
     )
     if loaded.fetched_rows != 1 or loaded.last_date != day:
         raise BenchError(
@@ -92,12 +104,14 @@ def measure_fetch(source: Path, work: Path, *, years: int, calls: int) -> Measur
     day = next_weekday(pd.Timestamp(prices.index[-1]).date())
     close = float(prices["close"].iloc[-1])
 
-    _load_once(history, stored, day, close)
+    asked: list[tuple[dt.date, dt.date | None]] = []
+    _load_once(history, stored, day, close, asked)
     walls, cpus = [], []
     for _ in range(calls):
         started = time.perf_counter()
-        cpus.append(_load_once(history, stored, day, close))
+        cpus.append(_load_once(history, stored, day, close, asked))
         walls.append(time.perf_counter() - started)
+    asked_days = {(end - start).days if end else None for start, end in asked}
     rss = psutil.Process().memory_info().rss / MB
     logger.info(
         "Incremental fetch on %d stored rows: median %.4f s over %d calls",
@@ -117,6 +131,8 @@ def measure_fetch(source: Path, work: Path, *, years: int, calls: int) -> Measur
             "calls": calls,
             "wall_min_s": min(walls),
             "wall_max_s": max(walls),
+            "asked_from": str(asked[-1][0]),
+            "asked_days": sorted(d for d in asked_days if d is not None),
             "rss_is": "resident set of the measuring process after the calls",
         },
     )

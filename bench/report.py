@@ -420,12 +420,14 @@ def fetch_table(rows: Sequence[Row]) -> str:
             _number(row.detail.get("wall_min_s", 0.0) * 1000, 1),
             _number(row.detail.get("wall_max_s", 0.0) * 1000, 1),
             row.detail.get("calls"),
+            row.detail.get("asked_from", ""),
+            " ".join(str(d) for d in row.detail.get("asked_days", [])),
         ]
         for row in rows
         if row.section == FETCH
     ]
     headers = ["stored history", "rows", "median ms", "CPU ms", "min ms", "max ms"]
-    headers.append("calls")
+    headers += ["calls", "Yahoo asked from", "days asked"]
     return _table(body, headers)
 
 

@@ -76,6 +76,7 @@ def test_fetch_adds_one_day_to_each_history(fetch_rows: list[Measurement]) -> No
     assert [row.section for row in fetch_rows] == [FETCH, FETCH]
     assert stored[0] < stored[1]
     assert all(row.detail["calls"] == 2 for row in fetch_rows)
+    assert {row.detail["asked_from"] for row in fetch_rows} == {"2026-08-07"}
     _assert_positive(fetch_rows)
 
 

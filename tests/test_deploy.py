@@ -245,6 +245,18 @@ def test_daily_path_through_airflow_writes_signals_into_postgres(
 
 @pytest.mark.airflow
 @pytest.mark.postgres
+def test_deployed_steps_fork_from_the_step_server(
+    deployed: dict[str, str], daily_run: dict[str, str]
+) -> None:
+    logs = Path(deployed["AIRFLOW_HOME"]) / "logs"
+    texts = [path.read_text() for path in logs.glob("dag_id=gold_*/**/*.log")]
+
+    assert len(texts) >= 10
+    assert all("forked from the step server" in text for text in texts)
+
+
+@pytest.mark.airflow
+@pytest.mark.postgres
 def test_model_and_runs_are_in_the_mlflow_server(
     deployed: dict[str, str], daily_run: dict[str, str]
 ) -> None:
