@@ -58,6 +58,8 @@ SOCKET_ENV = "GOLDSIGNALS_STEP_SERVER_SOCKET"
 """Tells the Airflow task processes where the step server listens."""
 SOCKET_NAME = "step-server.sock"
 MAX_REQUEST_BYTES = 4 * 1024 * 1024
+REQUEST_SECONDS = 10.0
+"""How long a child waits for the whole request line."""
 MAX_UNIX_PATH = 100
 """Longer socket paths are reached through ``/proc/self/fd`` (AF_UNIX: 108)."""
 
@@ -260,6 +262,13 @@ def _read_request(conn: socket.socket) -> dict[str, Any]:
     return request
 
 
+def _step_name(request: dict[str, Any]) -> str:
+    command = request["command"]
+    if "--step_name" in command[:-1]:
+        return str(command[command.index("--step_name") + 1])
+    return "?"
+
+
 def _send(conn: socket.socket, message: dict[str, Any]) -> None:
     conn.sendall(json.dumps(message).encode() + b"\n")
 
@@ -367,7 +376,7 @@ class StepServer:
         self.root = root or _project_root()
         self.site_packages = _site_packages()
         self.fingerprint = code_fingerprint(self.root, self.site_packages)
-        self.children: dict[int, tuple[str, float]] = {}
+        self.children: dict[int, float] = {}
         self.stopping = False
 
     def serve(self) -> None:
@@ -405,20 +414,33 @@ class StepServer:
         self.stopping = True
 
     def _handle(self, conn: socket.socket, listener: socket.socket) -> None:
+        """Check the peer and the code, then fork; the child reads the request.
+
+        The server itself never waits for a client, so a slow or silent one
+        delays no other task.
+        """
         with conn:
-            conn.settimeout(10.0)
-            try:
-                uid = peer_uid(conn)
-                request = _read_request(conn) if uid == os.getuid() else None
-            except (OSError, ValueError, TypeError) as exc:
-                logger.warning("Refused a connection: %s", exc)
-                return
-            if request is None:
+            uid = peer_uid(conn)
+            if uid != os.getuid():
                 logger.warning("Refused a connection of user id %d", uid)
                 return
             if code_fingerprint(self.root, self.site_packages) != self.fingerprint:
                 _send(conn, {"accepted": False, "reason": "code changed; restarting"})
                 self._restart(listener)
+            sys.stdout.flush()
+            sys.stderr.flush()
+            pid = os.fork()
+            if pid == 0:
+                listener.close()
+                os._exit(self._serve_one(conn))
+        self.children[pid] = time.monotonic()
+
+    def _serve_one(self, conn: socket.socket) -> int:
+        """In the child: read, check and run one request; return the status."""
+        status = 1
+        try:
+            conn.settimeout(REQUEST_SECONDS)
+            request = _read_request(conn)
             reason = decline_reason(
                 request,
                 python=self.python,
@@ -426,33 +448,17 @@ class StepServer:
                 entrypoint=self.entrypoint,
             )
             if reason is not None:
-                logger.info("Declined a step: %s", reason)
+                logger.info("Declined a request: %s", reason)
                 _send(conn, {"accepted": False, "reason": reason})
-                return
+                return 0
             conn.settimeout(None)
-            self._fork(conn, listener, request)
-
-    def _fork(
-        self, conn: socket.socket, listener: socket.socket, request: dict[str, Any]
-    ) -> None:
-        command = request["command"]
-        step = (
-            command[command.index("--step_name") + 1]
-            if ("--step_name" in command[:-1])
-            else "?"
-        )
-        sys.stdout.flush()
-        sys.stderr.flush()
-        pid = os.fork()
-        if pid == 0:
-            listener.close()
-            status = 1
-            try:
-                status = run_child(conn, request, entrypoint=self.entrypoint)
-            finally:
-                os._exit(status)
-        self.children[pid] = (step, time.monotonic())
-        logger.info("Step %s started as pid %d", step, pid)
+            logger.info("Step %s runs as pid %d", _step_name(request), os.getpid())
+            status = run_child(conn, request, entrypoint=self.entrypoint)
+        except (OSError, ValueError, TypeError) as exc:
+            logger.warning("Refused a request: %s", exc)
+        except BaseException:
+            logger.exception("The step server's child failed")
+        return status
 
     def _reap(self) -> None:
         while self.children:
@@ -463,10 +469,9 @@ class StepServer:
                 return
             if pid == 0:
                 return
-            step, started = self.children.pop(pid, ("?", time.monotonic()))
+            started = self.children.pop(pid, time.monotonic())
             logger.info(
-                "Step %s (pid %d) ended with status %d after %.1f s",
-                step,
+                "Pid %d ended with status %d after %.1f s",
                 pid,
                 os.waitstatus_to_exitcode(status),
                 time.monotonic() - started,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -136,6 +137,28 @@ def test_step_server_serves_concurrent_steps(server: Server) -> None:
 
     assert results == [0, 0, 0]
     assert time.monotonic() - started < 4.5
+
+
+def test_step_server_silent_client_delays_no_other(server: Server) -> None:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as silent:
+        silent.connect(str(server.socket))
+        silent.sendall(b'{"command": ')
+        started = time.monotonic()
+
+        status, _ = server.run("exit", "0")
+
+        assert status == 0
+        assert time.monotonic() - started < step_server.REQUEST_SECONDS / 2
+
+
+def test_step_server_refuses_garbage(server: Server) -> None:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as client:
+        client.connect(str(server.socket))
+        client.sendall(b"not json\n")
+        answer = client.recv(100)
+
+    assert answer == b""
+    assert server.run("exit", "0")[0] == 0
 
 
 def test_step_server_child_killed_is_a_failure(server: Server) -> None:
