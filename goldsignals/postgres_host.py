@@ -37,9 +37,9 @@ class PostgresHost:
     Attributes:
         data_dir: The cluster's data directory.
         port: TCP port on 127.0.0.1.
-        superuser: Name of the cluster's superuser (trust auth on the socket
-            and on 127.0.0.1 for this user only; every other role needs a
-            password).
+        superuser: Name of the cluster's superuser. It is trusted on the
+            Unix socket only, whose folder only the server's system user (and
+            root) may open; every other connection needs a password.
     """
 
     data_dir: Path
@@ -57,10 +57,17 @@ class PostgresHost:
         return self.data_dir.parent / "postgres.log"
 
     def url(self, database: str, user: str | None = None, password: str = "") -> str:
-        """SQLAlchemy URL of ``database`` on this server."""
-        auth = user or self.superuser
-        if password:
-            auth = f"{auth}:{password}"
+        """SQLAlchemy URL of ``database`` on this server.
+
+        Without ``user``: the superuser, over the Unix socket (the only way it
+        may log in). With ``user``: that role over TCP on 127.0.0.1.
+        """
+        if user is None:
+            return (
+                f"postgresql+psycopg2://{self.superuser}@/{database}"
+                f"?host={self.socket_dir}&port={self.port}"
+            )
+        auth = f"{user}:{password}" if password else user
         return f"postgresql+psycopg2://{auth}@127.0.0.1:{self.port}/{database}"
 
 
@@ -119,7 +126,7 @@ def initialise(host: PostgresHost) -> bool:
         return False
     for folder in (host.data_dir.parent, host.data_dir, host.socket_dir):
         folder.mkdir(parents=True, exist_ok=True)
-        folder.chmod(0o700 if folder == host.data_dir else 0o755)
+        folder.chmod(0o755 if folder == host.data_dir.parent else 0o700)
     _hand_to_server_user(host.data_dir, host.socket_dir)
 
     _run(
@@ -129,22 +136,39 @@ def initialise(host: PostgresHost) -> bool:
             str(host.data_dir),
             "--username",
             host.superuser,
-            "--auth-local=trust",
+            "--auth-local=trust",  # replaced by write_access_rules at start
             "--auth-host=scram-sha-256",
             "--encoding=UTF8",
             "--no-instructions",
         ],
         "initdb",
     )
-    _allow_superuser_on_loopback(host)
     logger.info("Initialised PostgreSQL cluster in %s", host.data_dir)
     return True
 
 
-def _allow_superuser_on_loopback(host: PostgresHost) -> None:
+def write_access_rules(host: PostgresHost) -> None:
+    """Write ``pg_hba.conf`` and make the socket folder private.
+
+    The superuser logs in without a password on the Unix socket only; the
+    socket's folder is mode 700 and owned by the server's system user, so no
+    other local user can reach it. Every other login, on the socket or on
+    127.0.0.1, needs its password (scram). Rewritten at every start, so a
+    cluster made by an older version gets the same rules.
+    """
+    rules = (
+        "# Written by goldsignals at every start; edits are overwritten.\n"
+        f"local all {host.superuser} trust\n"
+        "local all all scram-sha-256\n"
+        "host all all 127.0.0.1/32 scram-sha-256\n"
+    )
     hba = host.data_dir / "pg_hba.conf"
-    rule = f"host all {host.superuser} 127.0.0.1/32 trust\n"
-    hba.write_text(rule + hba.read_text())
+    hba.write_text(rules)
+    hba.chmod(0o600)
+    _hand_to_server_user(hba)
+    host.socket_dir.mkdir(parents=True, exist_ok=True)
+    host.socket_dir.chmod(0o700)
+    _hand_to_server_user(host.socket_dir)
 
 
 def is_running(host: PostgresHost) -> bool:
@@ -174,9 +198,11 @@ def start(host: PostgresHost, *, timeout: float = 60.0) -> None:
     if os.geteuid() == 0:
         host.log_file.touch()
         _hand_to_server_user(host.log_file)
+    write_access_rules(host)
     options = (
         f"-c listen_addresses=127.0.0.1 -p {host.port} "
-        f"-c unix_socket_directories={host.socket_dir} -c max_connections=100"
+        f"-c unix_socket_directories={host.socket_dir} "
+        "-c unix_socket_permissions=0700 -c max_connections=100"
     )
     _run(
         [

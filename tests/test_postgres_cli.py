@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -92,3 +94,46 @@ def test_postgres_listens_on_loopback_only(env: dict[str, str]) -> None:
 
     assert "listen_addresses=127.0.0.1" in settings
     assert "stopped PostgreSQL" in goldsignals(env, "postgres", "stop").stdout
+
+
+def test_postgres_start_refuses_the_example_passwords(env: dict[str, str]) -> None:
+    env["GOLDSIGNALS_DB_READER_PASSWORD"] = "change-me-too"
+
+    result = goldsignals(env, "postgres", "start", check=False)
+
+    last = result.stderr.strip().splitlines()[-1]
+    assert result.returncode == 2
+    assert last.startswith("error: GOLDSIGNALS_DB_READER_PASSWORD still hold")
+    assert not (Path(env["GOLDSIGNALS_HOME"]) / "postgres").exists()
+
+
+def _as_nobody(*command: str) -> int:
+    result = subprocess.run(
+        ["runuser", "-u", "nobody", "--", *command],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=30,
+    )
+    return result.returncode
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to act as another user")
+def test_postgres_other_local_users_cannot_log_in_without_password(
+    env: dict[str, str],
+) -> None:
+    goldsignals(env, "postgres", "start")
+    home = Path(env["GOLDSIGNALS_HOME"])
+    psql = shutil.which("psql") or "psql"
+    port = env["GOLDSIGNALS_POSTGRES_PORT"]
+    query = ("-p", port, "-d", "goldsignals", "-w", "-c", "SELECT 1")
+
+    over_tcp = _as_nobody(psql, "-h", "127.0.0.1", "-U", "goldsignals_admin", *query)
+    owner_tcp = _as_nobody(psql, "-h", "127.0.0.1", "-U", "goldsignals", *query)
+    socket_dir = str(home / "postgres" / "socket")
+    over_socket = _as_nobody(psql, "-h", socket_dir, "-U", "goldsignals_admin", *query)
+
+    assert over_tcp != 0
+    assert owner_tcp != 0
+    assert over_socket != 0
+    assert (home / "postgres" / "socket").stat().st_mode & 0o777 == 0o700

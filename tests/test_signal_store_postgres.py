@@ -95,7 +95,7 @@ def test_read_only_role_can_read_but_not_write(
     postgres: PostgresHost, database: str, engine: Engine
 ) -> None:
     write_signals(engine, [signal_row()])
-    name = database.rsplit("/", 1)[1]
+    name = sa.make_url(database).database
     reader = f"reader_{uuid.uuid4().hex[:6]}"
     postgres_host.psql(
         postgres,
