@@ -230,6 +230,12 @@ class GateDecision:
     reason: str
 
 
+def _finite(metrics: Mapping[str, float], name: str) -> float:
+    """``metrics[name]``, or NaN when it is missing or not a finite number."""
+    value = metrics.get(name, math.nan)
+    return float(value) if math.isfinite(value) else math.nan
+
+
 def champion_gate(
     challenger: Mapping[str, float],
     champion: Mapping[str, float] | None,
@@ -237,11 +243,14 @@ def champion_gate(
     primary: str,
     floor_metric: str,
     floor: float,
+    min_roc_auc: float = 0.5,
 ) -> GateDecision:
-    """Decide on the champion alias: a floor first, then the primary metric.
+    """Decide on the champion alias: floors first, then the primary metric.
 
     Both metric sets must come from the same evaluation window. Higher is
-    better for both metrics; a tie keeps the champion.
+    better for every metric; a tie keeps the champion. A metric that is
+    missing or not finite (a strategy that never trades has no Sharpe ratio)
+    counts as failing, never as passing.
 
     Args:
         challenger: Metrics of the new version.
@@ -249,18 +258,28 @@ def champion_gate(
         primary: Metric that must improve (e.g. ``sharpe``).
         floor_metric: Metric the challenger must reach at least (e.g. ``f1``).
         floor: That minimum.
+        min_roc_auc: The challenger's ROC AUC must exceed it: a model that
+            ranks no better than chance (an always-up model has 0.5) never
+            becomes champion, whatever its backtest in a trending market.
     """
-    low = challenger[floor_metric]
+    low = _finite(challenger, floor_metric)
     if not low >= floor:
         return GateDecision(
             False, f"{floor_metric} {low:.4f} is below the floor {floor:.4f}"
         )
-    new = challenger[primary]
-    if champion is None:
-        return GateDecision(True, f"no champion yet; {primary} {new:.4f}")
-    old = champion[primary]
+    auc = _finite(challenger, "roc_auc")
+    if not auc > min_roc_auc:
+        return GateDecision(
+            False,
+            f"roc_auc {auc:.4f} does not exceed {min_roc_auc:.4f}: the model "
+            "ranks no better than chance",
+        )
+    new = _finite(challenger, primary)
     if math.isnan(new):
         return GateDecision(False, f"{primary} of the new version is undefined")
+    if champion is None:
+        return GateDecision(True, f"no champion yet; {primary} {new:.4f}")
+    old = _finite(champion, primary)
     if math.isnan(old) or new > old:
         return GateDecision(True, f"{primary} {new:.4f} beats the champion's {old:.4f}")
     return GateDecision(
@@ -288,7 +307,13 @@ def champion_version(client: MlflowClient, name: str) -> str | None:
 
 
 def move_champion(
-    client: MlflowClient, name: str, version: str, *, actor: str, reason: str
+    client: MlflowClient,
+    name: str,
+    version: str,
+    *,
+    actor: str,
+    reason: str,
+    kind: str = "promotion",
 ) -> dict[str, str]:
     """Give ``version`` the champion alias and record the move.
 
@@ -307,6 +332,7 @@ def move_champion(
         "by": actor,
         "at": at.isoformat(timespec="seconds"),
         "reason": reason,
+        "kind": kind,
     }
     client.set_registered_model_alias(name, CHAMPION, version)
     for key in ("by", "at", "reason"):
@@ -330,10 +356,33 @@ def champion_history(client: MlflowClient, name: str) -> list[dict[str, str]]:
     return [json.loads(value) for _, value in moves]
 
 
+def champion_lineage(moves: list[dict[str, str]]) -> list[str]:
+    """The chain of promoted champions, oldest first, that rollbacks unwind.
+
+    A promotion puts its version on top of the chain; a rollback takes the
+    top off (the version it returns to is then on top again).
+    """
+    chain: list[str] = []
+    for move in moves:
+        rollback = move.get("kind") == "rollback" or move["reason"].startswith(
+            "rollback from "
+        )
+        if rollback and chain:
+            chain.pop()
+        if not chain or chain[-1] != move["to_version"]:
+            chain.append(move["to_version"])
+    return chain
+
+
 def roll_back_champion(
     client: MlflowClient, name: str, *, actor: str, reason: str
 ) -> dict[str, str]:
-    """Give the champion alias back to the version that held it before.
+    """Give the champion alias back to the champion promoted before this one.
+
+    Rolling back again goes one promotion further back, until the first
+    champion. An alias moved outside goldsignals (the recorded chain does not
+    end in the current champion) falls back to the version's
+    ``champion_previous`` tag.
 
     Raises:
         ModelNotFoundError: If there is no champion, or no earlier one.
@@ -344,14 +393,21 @@ def roll_back_champion(
             f"model {name!r} has no {CHAMPION} alias to roll back; train a model "
             "first (`goldsignals run training`)"
         )
-    previous = client.get_model_version(name, current).tags.get("champion_previous")
+    chain = champion_lineage(champion_history(client, name))
+    if chain and chain[-1] == current:
+        previous = chain[-2] if len(chain) > 1 else ""
+    else:
+        tags = client.get_model_version(name, current).tags
+        previous = tags.get("champion_previous", "")
     if not previous:
         raise ModelNotFoundError(
             f"version {current} of {name!r} is the first {CHAMPION}; there is no "
             "earlier one to roll back to"
         )
     reason = f"rollback from v{current}: {reason}"
-    return move_champion(client, name, previous, actor=actor, reason=reason)
+    return move_champion(
+        client, name, previous, actor=actor, reason=reason, kind="rollback"
+    )
 
 
 def select_serving_version(

@@ -141,6 +141,7 @@ def model_evaluator(
     primary_metric: str = "sharpe",
     floor_metric: str = "f1",
     floor: float = 0.5,
+    min_roc_auc: float = 0.5,
 ) -> tuple[
     Annotated[dict[str, float], "evaluation_metrics"],
     Annotated[str, "registered_model_version"],
@@ -163,6 +164,8 @@ def model_evaluator(
         primary_metric: Metric a new version must beat the champion on.
         floor_metric: Metric a new version must reach to be considered.
         floor: That minimum.
+        min_roc_auc: A new version's test ROC AUC must exceed it (0.5 is
+            chance) to take the alias.
 
     Returns:
         The test metrics and the registered model version.
@@ -200,6 +203,11 @@ def model_evaluator(
     version = _register(logged.model_uri, logged.run_id, metrics, fingerprint)
     mlflow.set_tag("registered_version", version)
     log_metadata(metadata={"mlflow_run_id": logged.run_id, "model_version": version})
-    gate = {"primary": primary_metric, "floor_metric": floor_metric, "floor": floor}
+    gate = {
+        "primary": primary_metric,
+        "floor_metric": floor_metric,
+        "floor": floor,
+        "min_roc_auc": min_roc_auc,
+    }
     _apply_gate(name, version, metrics, prices, test, config, gate)
     return metrics, version

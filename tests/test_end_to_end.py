@@ -186,7 +186,9 @@ def test_training_run_logs_walk_forward_backtest_and_plots(
     assert tags["gate_reason"].startswith("no champion yet")
 
 
-def _weak_training_config(state: dict[str, str], floor: float) -> Path:
+def _weak_training_config(
+    state: dict[str, str], floor: float, min_roc_auc: float
+) -> Path:
     import yaml
 
     from zenml_pipelines import config_path
@@ -200,27 +202,29 @@ def _weak_training_config(state: dict[str, str], floor: float) -> Path:
         "params": {
             "strategy": "constant",
             "constant": 0,
-            "random_state": int(floor * 10),
+            "random_state": int(floor * 10 + min_roc_auc * 100),
         },
     }
     steps["model_evaluator"]["parameters"]["floor"] = floor
-    path = Path(state["GOLDSIGNALS_HOME"]) / f"weak_{floor}.yaml"
+    steps["model_evaluator"]["parameters"]["min_roc_auc"] = min_roc_auc
+    path = Path(state["GOLDSIGNALS_HOME"]) / f"weak_{floor}_{min_roc_auc}.yaml"
     path.write_text(yaml.safe_dump(config))
     return path
 
 
 @pytest.mark.parametrize(
-    ("floor", "reason"),
+    ("floor", "min_roc_auc", "reason"),
     [
-        (0.5, "f1 0.0000 is below the floor 0.5000"),
-        (0.0, "does not beat the champion's"),  # sharpe ... does not beat
+        (0.5, 0.5, "f1 0.0000 is below the floor 0.5000"),
+        (0.0, 0.5, "ranks no better than chance"),
+        (0.0, 0.0, "does not beat the champion's"),  # sharpe ... does not beat
     ],
 )
 def test_weaker_retrain_stays_challenger(
-    state: dict[str, str], floor: float, reason: str
+    state: dict[str, str], floor: float, min_roc_auc: float, reason: str
 ) -> None:
-    """An always-SELL model in a rising market: worse F1 and worse Sharpe."""
-    config = _weak_training_config(state, floor)
+    """An always-SELL model in a rising market: worse F1, no skill, worse Sharpe."""
+    config = _weak_training_config(state, floor, min_roc_auc)
 
     goldsignals(state, "run", "training", "--config", str(config))
 

@@ -38,7 +38,7 @@ def client(tmp_path_factory: pytest.TempPathFactory) -> MlflowClient:
 def _gate(challenger_sharpe: float, champion_sharpe: float | None, f1: float) -> bool:
     champion = None if champion_sharpe is None else {"sharpe": champion_sharpe}
     return champion_gate(
-        {"sharpe": challenger_sharpe, "f1": f1},
+        {"sharpe": challenger_sharpe, "f1": f1, "roc_auc": 0.52},
         champion,
         primary="sharpe",
         floor_metric="f1",
@@ -65,9 +65,35 @@ def test_champion_gate(
     assert _gate(challenger, champion, f1) is promote
 
 
+def test_gate_refuses_undefined_or_missing_metrics() -> None:
+    gate = {"primary": "sharpe", "floor_metric": "f1", "floor": 0.5}
+
+    no_sharpe = champion_gate({"f1": 0.6, "roc_auc": 0.55}, None, **gate)
+    no_auc = champion_gate({"f1": 0.6, "sharpe": 1.0}, None, **gate)
+    nan_f1 = champion_gate(
+        {"f1": math.nan, "sharpe": 1.0, "roc_auc": 0.6}, None, **gate
+    )
+
+    assert not no_sharpe.promote
+    assert no_sharpe.reason == "sharpe of the new version is undefined"
+    assert not no_auc.promote
+    assert not nan_f1.promote
+
+
+def test_gate_refuses_a_model_no_better_than_chance() -> None:
+    always_up = {"f1": 0.707, "sharpe": 1.06, "roc_auc": 0.5}
+
+    decision = champion_gate(
+        always_up, {"sharpe": 0.29}, primary="sharpe", floor_metric="f1", floor=0.5
+    )
+
+    assert not decision.promote
+    assert "ranks no better than chance" in decision.reason
+
+
 def test_gate_reason_names_the_metrics() -> None:
     decision = champion_gate(
-        {"sharpe": 0.3, "f1": 0.6},
+        {"sharpe": 0.3, "f1": 0.6, "roc_auc": 0.55},
         {"sharpe": 0.7},
         primary="sharpe",
         floor_metric="f1",
@@ -104,6 +130,27 @@ def test_champion_is_served_and_rolled_back_with_history(
     assert history[-1]["reason"] == "rollback from v3: bad signals"
     tags = client.get_model_version(NAME, "1").tags
     assert (tags["champion_by"], tags["champion_previous"]) == ("oncall", "3")
+
+
+def test_rollback_walks_back_one_promotion_at_a_time(tmp_path: Path) -> None:
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'm.db'}")
+    client.create_registered_model("chain")
+    for _ in range(3):
+        client.create_model_version("chain", source=str(tmp_path))
+    for version in ("1", "2", "3"):
+        move_champion(client, "chain", version, actor="t", reason=f"train {version}")
+
+    roll_back_champion(client, "chain", actor="oncall", reason="a")
+    after_one = champion_version(client, "chain")
+    roll_back_champion(client, "chain", actor="oncall", reason="b")
+    after_two = champion_version(client, "chain")
+
+    assert (after_one, after_two) == ("2", "1")
+    with pytest.raises(ModelNotFoundError, match="the first champion"):
+        roll_back_champion(client, "chain", actor="oncall", reason="c")
+    move_champion(client, "chain", "3", actor="t", reason="retrain")
+    roll_back_champion(client, "chain", actor="oncall", reason="d")
+    assert champion_version(client, "chain") == "1"
 
 
 def test_rollback_of_the_first_champion_is_refused(
