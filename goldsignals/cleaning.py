@@ -34,9 +34,10 @@ low above high) and still be repaired: the real GC=F history reaches 0.078
 (2006-06-30); a bar beyond it is a wrong price, not a rounding difference."""
 _LISTED = 5
 _FIX_HINT = (
-    "Fix or remove these rows in the source (the file named by "
-    "GOLDSIGNALS_PRICE_CSV or GOLDSIGNALS_SEED_CSV) and run again; rows that "
-    "fail these rules are never stored."
+    "Fix or remove these rows in the source named above (a price file given "
+    "by GOLDSIGNALS_PRICE_CSV or GOLDSIGNALS_SEED_CSV; for a Yahoo download, "
+    "run again once Yahoo has corrected it, or use GOLDSIGNALS_PRICE_SOURCE=csv "
+    "with a corrected file); rows that fail these rules are never stored."
 )
 
 
@@ -49,8 +50,11 @@ class CleaningReport:
         first_empty_dates: ISO dates of the first of them.
         weekend_rows_dropped: Rows dated Saturday or Sunday.
         first_weekend_dates: ISO dates of the first of them.
-        ohlc_repaired: Bars whose open or close lay outside [low, high].
+        ohlc_repaired: Bars whose open or close lay outside [low, high], or
+            whose low lay above their high.
         first_repaired_dates: ISO dates of the first repaired bars.
+        newest_repaired_dates: ISO dates of the newest repaired bars (those
+            of a new download or file come last).
         missing_volume_filled: Rows whose missing volume became 0.0.
     """
 
@@ -61,6 +65,7 @@ class CleaningReport:
     ohlc_repaired: int
     first_repaired_dates: tuple[str, ...]
     missing_volume_filled: int
+    newest_repaired_dates: tuple[str, ...] = ()
 
 
 def _ascending(dates: pd.Series) -> pd.Series:
@@ -184,6 +189,7 @@ def clean_prices(
         ohlc_repaired=int(inconsistent.sum()),
         first_repaired_dates=_iso_dates(weekdays.index[inconsistent][:_LISTED]),
         missing_volume_filled=int(repaired["volume"].isna().sum()),
+        newest_repaired_dates=_iso_dates(weekdays.index[inconsistent][-_LISTED:]),
     )
     _log_report(len(repaired), report)
     return repaired.fillna({"volume": 0.0}), report
@@ -197,8 +203,8 @@ def _first_dropped(before: pd.DataFrame, after: pd.DataFrame) -> tuple[str, ...]
 def _log_report(rows: int, report: CleaningReport) -> None:
     logger.info(
         "Cleaned prices: %d rows left; dropped %d rows without prices%s and %d "
-        "weekend rows%s; repaired %d bars with open or close outside high-low%s; "
-        "filled %d missing volumes with 0",
+        "weekend rows%s; repaired %d bars with open or close outside high-low "
+        "or low above high%s%s; filled %d missing volumes with 0",
         rows,
         report.empty_rows_dropped,
         _first(report.first_empty_dates),
@@ -206,8 +212,15 @@ def _log_report(rows: int, report: CleaningReport) -> None:
         _first(report.first_weekend_dates),
         report.ohlc_repaired,
         _first(report.first_repaired_dates),
+        _newest(report),
         report.missing_volume_filled,
     )
+
+
+def _newest(report: CleaningReport) -> str:
+    if report.ohlc_repaired <= _LISTED:
+        return ""
+    return f" (newest: {', '.join(report.newest_repaired_dates)})"
 
 
 def _first(dates: tuple[str, ...]) -> str:
@@ -223,7 +236,8 @@ def _weekdays(frame: pd.DataFrame) -> pd.DataFrame:
 def _inconsistent_bars(frame: pd.DataFrame) -> pd.Series:
     low, high = frame["low"], frame["high"]
     open_outside = (frame["open"] < low) | (frame["open"] > high)
-    return open_outside | (frame["close"] < low) | (frame["close"] > high)
+    close_outside = (frame["close"] < low) | (frame["close"] > high)
+    return open_outside | close_outside | (low > high)
 
 
 def _ohlc_gaps(frame: pd.DataFrame) -> pd.Series:

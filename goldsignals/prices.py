@@ -421,7 +421,8 @@ def load_prices(
     logger.info("Read stored history %s: %s", history_path, describe_span(stored))
 
     if source == "csv":
-        return _load_from_csv(stored, price_csv, history_path)
+        session = last_closed_session(now or datetime.datetime.now(datetime.UTC))
+        return _load_from_csv(stored, price_csv, history_path, session)
     if source != "yfinance":
         raise PriceDataError(
             f"price source {source!r} is unknown; set GOLDSIGNALS_PRICE_SOURCE to "
@@ -559,7 +560,11 @@ class _YahooPlan:
             return self._seed(reason, cause=exc)
 
         filled = self._with_seed_gaps(stored)
-        age = self._require_fresh(filled, "the stored history", reason, exc)
+        what = "the stored history"
+        if len(filled) > len(stored):
+            what += f" (ending {_last_date(stored).isoformat()}) with the seed file"
+            what += f" {self.seed_csv}"
+        age = self._require_fresh(filled, what, reason, exc)
         if len(filled) > len(stored):
             store_checked(self.history_path, filled, f"seed file {self.seed_csv}")
             added = len(filled) - len(stored)
@@ -647,8 +652,16 @@ class _YahooPlan:
 
 
 def _load_from_csv(
-    stored: pd.DataFrame, price_csv: Path | None, history_path: Path
+    stored: pd.DataFrame,
+    price_csv: Path | None,
+    history_path: Path,
+    session: datetime.date,
 ) -> LoadedPrices:
+    """Merge a price file into the history, as the Yahoo path merges a download.
+
+    Bars dated after ``session`` (the last closed session) are held back and
+    rows without prices dropped, both logged with their dates.
+    """
     if price_csv is None:
         raise PriceDataError(
             "price source is 'csv' but no price file is given; set "
@@ -656,7 +669,7 @@ def _load_from_csv(
             "../shared/data/gold_futures_daily.csv"
         )
 
-    new = read_price_csv(price_csv)
+    new = _complete_bars(read_price_csv(price_csv), session)
     merged = merge_history(stored, new)
     store_checked(history_path, merged, f"price file {price_csv}")
     return LoadedPrices(merged, "csv", _last_date(merged), False, len(new))
@@ -805,7 +818,7 @@ def _complete_bars(frame: pd.DataFrame, session: datetime.date) -> pd.DataFrame:
     blank = _blank_rows(frame) & ~later
     if blank.any():
         logger.info(
-            "Dropped %d fetched rows without prices: %s",
+            "Dropped %d rows without prices: %s",
             blank.sum(),
             _iso_list(frame.index[blank]),
         )

@@ -35,6 +35,21 @@ def real_prices(shared_data: Path) -> pd.DataFrame:
     return read_price_csv(shared_data / MAIN_FILE)
 
 
+def test_clean_prices_repairs_low_above_high_and_names_it(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    bars = _bars(["2024-01-02", "2024-01-03"])
+    bars.loc["2024-01-03", ["open", "high", "low", "close"]] = [10.0, 10.0, 10.5, 10.2]
+
+    with caplog.at_level("INFO"):
+        cleaned, report = clean_prices(bars)
+
+    assert report.ohlc_repaired == 1
+    assert report.first_repaired_dates == ("2024-01-03",)
+    assert (cleaned["low"] <= cleaned["high"]).all()
+    assert "low above high (first: 2024-01-03)" in caplog.text
+
+
 def test_clean_prices_real_file_repairs_440_bars(real_prices: pd.DataFrame) -> None:
     cleaned, report = clean_prices(real_prices)
 
@@ -52,6 +67,13 @@ def test_clean_prices_real_file_repairs_440_bars(real_prices: pd.DataFrame) -> N
             "2003-05-07",
         ),
         missing_volume_filled=0,
+        newest_repaired_dates=(
+            "2011-09-19",
+            "2011-09-27",
+            "2011-09-28",
+            "2011-10-27",
+            "2011-11-14",
+        ),
     )
     assert _inconsistent(real_prices).sum() == 440
     assert not _inconsistent(cleaned).any()

@@ -19,7 +19,8 @@ Which test covers which case (tests in other modules are named with theirs):
    ``test_case02_seed_fallback_fails_when_seed_is_stale``,
    ``test_case02_network_failure_then_recovery_stores_new_bars``,
    ``test_case02_long_empty_answer_is_a_failed_download_not_a_holiday``,
-   ``test_case02_empty_answer_and_empty_history_never_trains_on_nothing``;
+   ``test_case02_empty_answer_and_empty_history_never_trains_on_nothing``,
+   ``test_case02_stale_error_names_the_stored_end_and_the_seed``;
    also ``test_prices.py::test_load_prices_history_never_shrinks`` and
    ``test_prices.py::test_load_prices_empty_fetch_is_not_stale`` (weekend).
 3. ``YFRateLimitError``:
@@ -28,6 +29,7 @@ Which test covers which case (tests in other modules are named with theirs):
 4. All-NaN final row and partial bar of an open session:
    ``test_case04_final_all_nan_row_not_stored_and_its_date_fetched_again``,
    ``test_case04_partial_bar_of_open_session_held_back_then_stored_final``,
+   ``test_case04_price_file_bar_of_open_session_held_back``,
    ``test_case04_last_closed_session_follows_new_york_close``.
 5. Duplicate dates: ``test_case05_duplicate_dates_last_row_wins_never_values``,
    ``test_case05_refetched_dates_replace_stored_rows_without_duplicate_warning``;
@@ -41,7 +43,8 @@ Which test covers which case (tests in other modules are named with theirs):
    ``test_normalize_prices_tzaware_index_keeps_local_exchange_date``.
 7. Weekend, holiday and ``null`` rows:
    ``test_case07_weekend_and_null_rows_dropped_with_counts_in_log``,
-   ``test_case07_web_export_null_rows_counted_in_log``.
+   ``test_case07_web_export_null_rows_counted_in_log``,
+   ``test_case07_price_file_null_rows_counted_when_loaded``.
 8. Non-positive prices and bars outside high-low:
    ``test_case08_non_positive_price_rejected_naming_dates_history_unchanged``,
    ``test_case08_close_far_outside_high_low_rejected_naming_dates``,
@@ -312,6 +315,27 @@ def test_case02_network_failure_retries_then_fails_when_history_is_stale(
     assert _snapshot(history) == before
 
 
+def test_case02_stale_error_names_the_stored_end_and_the_seed(
+    tmp_path: Path,
+) -> None:
+    history = tmp_path / "GC_F.parquet"
+    write_history(history, _bars(["2026-06-29", "2026-06-30"]))
+    seed = _seed_file(tmp_path / "seed.csv", _bars(["2026-08-05", "2026-08-06"]))
+
+    with pytest.raises(PriceSourceUnavailableError) as caught:
+        _load(
+            history,
+            _fetcher([_offline()], []),
+            _at("2026-12-03 18:00"),
+            seed_csv=seed,
+            sleep=lambda _: None,
+        )
+
+    message = str(caught.value)
+    assert "the stored history (ending 2026-06-30) with the seed file" in message
+    assert "is from 2026-08-06" in message
+
+
 def test_case02_max_price_age_zero_accepts_old_history(tmp_path: Path) -> None:
     history = tmp_path / "GC_F.parquet"
     write_history(history, _bars(["2026-08-06"]))
@@ -478,7 +502,7 @@ def test_case04_final_all_nan_row_not_stored_and_its_date_fetched_again(
     cleaned, _ = clean_prices(loaded.prices)
     again = _load(history, fetcher, _at("2024-01-08 18:00"))
 
-    assert "Dropped 1 fetched rows without prices: ['2024-01-05']" in caplog.text
+    assert "Dropped 1 rows without prices: ['2024-01-05']" in caplog.text
     assert loaded.last_date == datetime.date(2024, 1, 4)
     assert cleaned.index[-1] == pd.Timestamp("2024-01-04")
     assert calls[1][0] == datetime.date(2024, 1, 5)
@@ -510,6 +534,29 @@ def test_case04_partial_bar_of_open_session_held_back_then_stored_final(
     assert cleaned.index[-1] == pd.Timestamp("2024-03-07")
     assert evening.last_date == datetime.date(2024, 3, 8)
     assert read_history(history)["close"].tolist() == [100.0, 101.0, 102.0]
+
+
+def test_case04_price_file_bar_of_open_session_held_back(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    history = tmp_path / "GC_F.parquet"
+    prices = tmp_path / "prices.csv"
+    frame = _bars(["2024-03-06", "2024-03-07", "2024-03-08"])
+    frame.rename_axis("Date").rename(columns=str.title).to_csv(prices)
+
+    with caplog.at_level(logging.INFO, logger="goldsignals.prices"):
+        loaded = load_prices(
+            ticker="GC=F",
+            source="csv",
+            history_path=history,
+            price_csv=prices,
+            history_start=START,
+            now=_at("2024-03-08 11:00"),
+        )
+
+    assert loaded.last_date == datetime.date(2024, 3, 7)
+    assert _days(read_history(history)) == ["2024-03-06", "2024-03-07"]
+    assert "Held back 1 bars dated after 2024-03-07" in caplog.text
 
 
 @pytest.mark.parametrize(
@@ -646,6 +693,22 @@ def test_case07_web_export_null_rows_counted_in_log(
         "dropped 6 rows without prices (first: 2000-09-03, 2000-09-04, "
         "2000-09-10, 2000-09-17, 2000-09-24) and 0 weekend rows" in caplog.text
     )
+
+
+def test_case07_price_file_null_rows_counted_when_loaded(
+    shared_data: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.INFO, logger="goldsignals.prices"):
+        loaded = load_prices(
+            ticker="GC=F",
+            source="csv",
+            history_path=tmp_path / "GC_F.parquet",
+            price_csv=shared_data / WEB_EXPORT_FILE,
+            history_start=START,
+        )
+
+    assert len(loaded.prices) == 24
+    assert "Dropped 6 rows without prices: ['2000-09-03', '2000-09-04'" in caplog.text
 
 
 def test_case08_non_positive_price_rejected_naming_dates_history_unchanged(
