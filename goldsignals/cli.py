@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from pydantic import ValidationError
 
 from goldsignals.config import (
     PROJECT_ROOT,
@@ -45,6 +46,8 @@ app.add_typer(mlflow_app, name="mlflow")
 def _settings() -> Settings:
     try:
         settings = get_settings()
+    except ValidationError as exc:
+        raise SettingsError(settings_problems(exc)) from exc
     except ValueError as exc:
         raise SettingsError(str(exc)) from exc
     apply_environment(settings)
@@ -405,12 +408,16 @@ def signals(
     if record.signals == 0:
         print("Track record: no signal has a known next close yet.")
         return
+    hits = (
+        f"hit rate {record.hit_rate:.1%}"
+        if record.calls
+        else "no hit rate yet (every signal was HOLD)"
+    )
     print(
         f"Track record: {record.signals} signals from {record.first_date} to "
         f"{record.last_date} with a known next close; {record.calls} BUY/SELL "
-        f"calls, hit rate {record.hit_rate:.1%}; following them (long on BUY, "
-        f"short on SELL, flat on HOLD, before costs): "
-        f"{record.cumulative_return:+.2%}"
+        f"calls, {hits}; following them (long on BUY, short on SELL, flat on "
+        f"HOLD, before costs): {record.cumulative_return:+.2%}"
     )
 
 
@@ -511,6 +518,10 @@ def airflow_config() -> None:
     print(f"export AIRFLOW_HOME={airflow.home}")
 
 
+EXAMPLE_PASSWORDS = frozenset({"change-me", "change-me-too"})
+"""The placeholders of .env.example, never accepted as passwords."""
+
+
 def _postgres_host(settings: Settings) -> Any:
     from goldsignals.postgres_host import PostgresHost
 
@@ -534,6 +545,12 @@ def postgres_start() -> None:
         raise SettingsError(
             f"{' and '.join(blank)} must be set to a non-blank password "
             "(copy .env.example to .env and choose passwords); nothing was started"
+        )
+    examples = [name for name, value in plain.items() if value in EXAMPLE_PASSWORDS]
+    if examples:
+        raise SettingsError(
+            f"{' and '.join(examples)} still hold the example value of "
+            ".env.example; choose real passwords in .env; nothing was started"
         )
     owner_password = plain["GOLDSIGNALS_DB_PASSWORD"]
     reader_password = plain["GOLDSIGNALS_DB_READER_PASSWORD"]
@@ -712,12 +729,38 @@ def evaluate(
         print(f"wrote {written}")
 
 
+def settings_problems(exc: ValidationError) -> str:
+    """Each invalid setting with its problem, on one line."""
+    problems = []
+    for error in exc.errors():
+        name = ".".join(str(part) for part in error["loc"]) or "settings"
+        message = str(error["msg"]).removeprefix("Value error, ")
+        problems.append(f"GOLDSIGNALS_{name.upper()}: {message}")
+    return "; ".join(problems)
+
+
+def one_line(message: str) -> str:
+    """A possibly multi-line error message as one line.
+
+    Lines that start with ``- `` (one broken rule each) are joined by ``; ``.
+    """
+    lines = [line.strip() for line in message.splitlines() if line.strip()]
+    text = ""
+    for line in lines:
+        if line.startswith("- "):
+            separator = " " if text.endswith(":") else "; "
+            text += separator + line[2:]
+        else:
+            text += (" " if text else "") + line
+    return text
+
+
 def entrypoint() -> None:
     """Run the app and turn goldsignals' own errors into a one-line message."""
     try:
         app()
     except GoldSignalsError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {one_line(str(exc))}", file=sys.stderr)
         raise SystemExit(2) from exc
 
 

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from pydantic import BaseModel, Field
-from sklearn.base import ClassifierMixin, clone, is_classifier
+from sklearn.base import BaseEstimator, ClassifierMixin, clone, is_classifier
 from sklearn.metrics import (
     accuracy_score,
     f1_score,
@@ -74,6 +74,12 @@ def build_estimator(config: ModelConfig) -> ClassifierMixin:
             classifier, or rejects one of the parameters (named).
     """
     cls = _import_class(config.estimator)
+    if not (isinstance(cls, type) and issubclass(cls, BaseEstimator)):
+        raise ModelConfigError(
+            f"estimator {config.estimator!r} is not a scikit-learn estimator "
+            "class; name a classifier such as "
+            "sklearn.ensemble.RandomForestClassifier"
+        )
     try:
         estimator = cls()
     except TypeError as exc:

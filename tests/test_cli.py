@@ -53,6 +53,41 @@ def test_run_training_before_features_says_run_features(tmp_path: Path) -> None:
 
 
 @pytest.mark.e2e
+def test_bad_ticker_setting_is_one_error_line(tmp_path: Path) -> None:
+    result = _goldsignals(tmp_path, "signals", extra={"GOLDSIGNALS_TICKER": "GC/F"})
+
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "error: GOLDSIGNALS_TICKER: ticker 'GC/F' is not a Yahoo ticker; use a "
+        "symbol such as 'GC=F' (GOLDSIGNALS_TICKER)"
+    ]
+
+
+def test_one_line_joins_rules_and_hint() -> None:
+    from goldsignals.cli import one_line
+
+    message = "prices break 2 rule(s):\n- close > 0: 2024-01-05\n- dates: x\nFix it."
+
+    assert (
+        one_line(message)
+        == "prices break 2 rule(s): close > 0: 2024-01-05; dates: x Fix it."
+    )
+
+
+@pytest.mark.e2e
+def test_run_with_malformed_config_yaml_named(tmp_path: Path) -> None:
+    assert _goldsignals(tmp_path, "stack").returncode == 0
+    config = tmp_path / "bad.yaml"
+    config.write_text("steps:\n  model_trainer: [unclosed\n")
+
+    result = _goldsignals(tmp_path, "run", "training", "--config", str(config))
+
+    last = result.stderr.strip().splitlines()[-1]
+    assert result.returncode == 2
+    assert last.startswith(f"error: pipeline configuration {config} is not valid YAML")
+    assert "at line" in last
+
+
 def test_run_with_missing_config_file_named(tmp_path: Path) -> None:
     assert _goldsignals(tmp_path, "stack").returncode == 0
 
@@ -76,7 +111,10 @@ def test_run_failing_step_ends_with_step_error(tmp_path: Path) -> None:
 
     result = _goldsignals(tmp_path, "run", "feature-engineering", extra=csv)
 
+    last = result.stderr.strip().splitlines()[-1]
     assert result.returncode == 2
-    assert "step data_loader failed" in result.stderr
-    assert "2024-01-05 (-5.0)" in result.stderr
+    assert last.startswith("error: pipeline gold_feature_engineering")
+    assert "step data_loader failed" in last
+    assert "2024-01-05 (-5.0)" in last
+    assert "never stored" in last
     assert not (tmp_path / "data" / "prices").exists()

@@ -61,11 +61,26 @@ def test_build_estimator_unknown_parameter_named() -> None:
         ("RandomForest", "not an import path"),
         ("sklearn.ensemble.NoSuchForest", "cannot be imported"),
         ("sklearn.linear_model.LinearRegression", "not a scikit-learn classifier"),
+        ("os.getcwd", "not a scikit-learn estimator class"),
     ],
 )
 def test_build_estimator_bad_path_rejected(path: str, message: str) -> None:
     with pytest.raises(ModelConfigError, match=message):
         build_estimator(ModelConfig(estimator=path))
+
+
+def test_build_estimator_never_calls_what_is_no_estimator_class(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import os
+
+    called: list[object] = []
+    monkeypatch.setattr(os, "getcwd", lambda *args: called.append(args))
+
+    with pytest.raises(ModelConfigError):
+        build_estimator(ModelConfig(estimator="os.getcwd"))
+
+    assert called == []
 
 
 def test_train_classifier_single_class_rejected() -> None:

@@ -91,6 +91,35 @@ def _tracker_type() -> Any:
     return StackComponentType.EXPERIMENT_TRACKER
 
 
+def check_config_file(config: Path) -> None:
+    """Fail, naming the file and the problem, unless it is a YAML mapping.
+
+    Raises:
+        PipelineRunError: The file is missing, is not YAML, or not a mapping.
+    """
+    import yaml
+
+    from goldsignals.errors import PipelineRunError
+
+    if not config.is_file():
+        raise PipelineRunError(f"pipeline configuration {config} does not exist")
+    try:
+        tree = yaml.safe_load(config.read_text())
+    except yaml.YAMLError as exc:
+        where = getattr(exc, "problem_mark", None)
+        line = f" at line {where.line + 1}" if where is not None else ""
+        problem = getattr(exc, "problem", None) or exc
+        raise PipelineRunError(
+            f"pipeline configuration {config} is not valid YAML{line}: {problem}; "
+            "fix the file (zenml_pipelines/configs/ holds working examples)"
+        ) from exc
+    if not isinstance(tree, dict):
+        raise PipelineRunError(
+            f"pipeline configuration {config} holds {type(tree).__name__}, not a "
+            "mapping of settings such as `steps:`; see zenml_pipelines/configs/"
+        )
+
+
 def run_pipeline(name: str, config: Path | None = None) -> None:
     """Run pipeline ``name`` and turn a failed step into one clear error.
 
@@ -100,8 +129,8 @@ def run_pipeline(name: str, config: Path | None = None) -> None:
     """
     from goldsignals.errors import PipelineRunError
 
-    if config is not None and not config.is_file():
-        raise PipelineRunError(f"pipeline configuration {config} does not exist")
+    if config is not None:
+        check_config_file(config)
     check_prerequisites(name)
     pipeline = configured_pipeline(name, config)
     try:
