@@ -383,17 +383,7 @@ class StepServer:
         """Bind, then accept requests until SIGTERM or SIGINT."""
         signal.signal(signal.SIGTERM, self._stop)
         signal.signal(signal.SIGINT, self._stop)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.path.unlink(missing_ok=True)
-        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        old_mask = os.umask(0o177)
-        try:
-            with reachable_path(self.path) as address:
-                listener.bind(address)
-        finally:
-            os.umask(old_mask)
-        listener.listen(16)
-        listener.settimeout(1.0)
+        listener = self._listen()
         logger.info("Step server (pid %d) listening on %s", os.getpid(), self.path)
         try:
             while not self.stopping:
@@ -409,6 +399,26 @@ class StepServer:
             listener.close()
             self.path.unlink(missing_ok=True)
         logger.info("Step server stopped; %d step(s) still running", len(self.children))
+
+    def _listen(self) -> socket.socket:
+        """Bind and listen under a temporary name, then rename into place.
+
+        The socket appears at ``path`` only once it accepts connections.
+        """
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        binding = self.path.with_name(f".{self.path.name}.{os.getpid()}")
+        binding.unlink(missing_ok=True)
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        old_mask = os.umask(0o177)
+        try:
+            with reachable_path(binding) as address:
+                listener.bind(address)
+        finally:
+            os.umask(old_mask)
+        listener.listen(16)
+        listener.settimeout(1.0)
+        os.replace(binding, self.path)
+        return listener
 
     def _stop(self, signum: int, frame: Any) -> None:
         self.stopping = True
