@@ -38,6 +38,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import time
 import zipfile
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -58,6 +59,7 @@ CUSTOM_DAG_ARGS = ("schedule_assets", "outlet_assets")
 STEP_SERVER_SOCKET_ENV = "GOLDSIGNALS_STEP_SERVER_SOCKET"
 MAX_UNIX_PATH = 100
 STEP_SERVER_CONNECT_SECONDS = 5.0
+STEP_KILL_GRACE_SECONDS = 5.0
 
 
 class TaskConfiguration(BaseModel):
@@ -214,6 +216,28 @@ def run_step_on_server(
     return -signal.SIGKILL
 
 
+def stop_step_group(pid: int, *, grace: float = STEP_KILL_GRACE_SECONDS) -> None:
+    """End a step's process group: SIGTERM, then SIGKILL after ``grace`` s.
+
+    ZenML answers SIGTERM by interrupting the step, and with step retries
+    configured it sleeps and runs the step again; the SIGKILL makes sure a
+    step whose task was stopped or marked failed never runs again.
+    """
+    try:
+        os.killpg(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.1)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, signal.SIGKILL)
+
+
 def import_class_by_path(class_path: str) -> type[Any]:
     """Import ``module.Class`` given as one dotted string."""
     module_name, class_name = class_path.rsplit(".", 1)
@@ -315,8 +339,8 @@ def _build_dag(dag_config: DagConfiguration) -> Any:
 
         def on_kill(self) -> None:
             if self._pid is not None:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(self._pid, signal.SIGTERM)
+                self.log.info("Stopping the step's processes (group %d)", self._pid)
+                stop_step_group(self._pid)
 
     dag_args = dict(dag_config.dag_args)
     schedule_assets = dag_args.pop("schedule_assets", None)

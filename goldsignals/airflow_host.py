@@ -265,7 +265,11 @@ def start(airflow: AirflowHost) -> dict[str, int]:
     for name, command in airflow.services.items():
         if name in pids:
             continue
-        out = (airflow.home / "logs" / f"{name}.out").open("ab")
+        log = airflow.home / "logs" / f"{name}.out"
+        out = os.fdopen(
+            os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "ab"
+        )
+        log.chmod(0o600)
         process = subprocess.Popen(
             command,
             env=airflow_environment(airflow),
@@ -311,16 +315,27 @@ def wait_until_healthy(airflow: AirflowHost, *, timeout: float = 120.0) -> None:
         time.sleep(0.5)
 
 
+STOP_ORDER = ("scheduler", "dag-processor", STEP_SERVER, "api-server")
+"""The api-server goes last: tasks that end while the scheduler stops still
+report their state through its execution API."""
+
+
 def stop(airflow: AirflowHost, *, timeout: float = 30.0) -> list[str]:
     """Stop the started services by process id (their whole process group).
+
+    Pid files of services that died on their own, and a step server socket
+    left by a killed server, are removed too.
 
     Returns:
         Names of the services that were stopped.
     """
+    running = running_services(airflow)
     stopped = []
-    for name, pid in running_services(airflow).items():
-        stop_process_group(pid, timeout=timeout)
+    for name in STOP_ORDER:
+        if name in running:
+            stop_process_group(running[name], timeout=timeout)
+            stopped.append(name)
+            logger.info("Stopped Airflow %s (pid %d)", name, running[name])
         (airflow.pid_dir / f"{name}.pid").unlink(missing_ok=True)
-        stopped.append(name)
-        logger.info("Stopped Airflow %s (pid %d)", name, pid)
+    airflow.step_server_socket.unlink(missing_ok=True)
     return stopped

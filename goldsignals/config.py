@@ -7,6 +7,7 @@ Every location the product writes to is derived from one state folder
 
 from __future__ import annotations
 
+import grp
 import os
 from functools import cached_property
 from pathlib import Path
@@ -230,4 +231,27 @@ def apply_environment(settings: Settings) -> None:
     }
     for key, value in defaults.items():
         os.environ.setdefault(key, value)
-    settings.home.mkdir(parents=True, exist_ok=True)
+    create_private_folder(settings.home)
+
+
+def create_private_folder(folder: Path) -> None:
+    """Create the state folder so that other local users cannot read it.
+
+    It holds logs with generated passwords, ZenML's store with its secrets
+    and the models. Mode 700; as root, 750 with the group ``postgres``, whose
+    server (run as that user) needs to reach its data folder inside. A folder
+    that exists already is left as it is.
+    """
+    if folder.exists():
+        return
+    folder.mkdir(parents=True)
+    mode = 0o700
+    if os.geteuid() == 0:
+        try:
+            group = grp.getgrnam("postgres").gr_gid
+        except KeyError:
+            pass
+        else:
+            os.chown(folder, 0, group)
+            mode = 0o750
+    folder.chmod(mode)

@@ -94,8 +94,13 @@ _STARTED: dict[int, subprocess.Popen[bytes]] = {}
 def spawn_server(
     command: list[str], environment: dict[str, str], log_file: Path, pid_file: Path
 ) -> subprocess.Popen[bytes]:
-    """Start ``command`` in its own session, output to ``log_file``, pid recorded."""
-    with log_file.open("ab") as log:
+    """Start ``command`` in its own session, output to ``log_file``, pid recorded.
+
+    The log is readable by its owner only (servers may print credentials).
+    """
+    flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND
+    with os.fdopen(os.open(log_file, flags, 0o600), "ab") as log:
+        log_file.chmod(0o600)
         process = subprocess.Popen(
             command, env=environment, stdout=log, stderr=log, start_new_session=True
         )

@@ -256,7 +256,10 @@ def _read_request(conn: socket.socket) -> dict[str, Any]:
         data += chunk
         if len(data) > MAX_REQUEST_BYTES:
             raise ValueError(f"request longer than {MAX_REQUEST_BYTES} bytes")
-    request = json.loads(data)
+    try:
+        request = json.loads(data)
+    except RecursionError as exc:
+        raise ValueError("the request nests too deeply") from exc
     if not isinstance(request, dict):
         raise TypeError("the request is not a JSON object")
     return request
@@ -494,7 +497,9 @@ class StepServer:
         self.path.unlink(missing_ok=True)
         sys.stdout.flush()
         sys.stderr.flush()
-        os.execv(self.python, [self.python, "-m", __name__, "--socket", str(self.path)])
+        # The same command line the server was started with (sys.orig_argv):
+        # `python -m goldsignals.step_server --socket ...` for the service.
+        os.execv(self.python, [self.python, *sys.orig_argv[1:]])
 
 
 def main(argv: Sequence[str] | None = None) -> None:

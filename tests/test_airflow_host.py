@@ -9,11 +9,14 @@ from pathlib import Path
 import pytest
 
 from goldsignals.airflow_host import (
+    SERVICES,
     STEP_SERVER,
+    STOP_ORDER,
     AirflowHost,
     AirflowHostError,
     airflow_environment,
     check_port_free,
+    stop,
     write_config,
 )
 from goldsignals.step_server import SOCKET_ENV
@@ -60,3 +63,16 @@ def test_step_server_is_a_service_named_to_the_tasks(tmp_path: Path) -> None:
     assert airflow_environment(host)[SOCKET_ENV] == command[-1]
     assert STEP_SERVER not in off.services
     assert SOCKET_ENV not in airflow_environment(off)
+
+
+def test_stop_ends_with_the_api_server_and_clears_stale_files(tmp_path: Path) -> None:
+    host = AirflowHost(home=tmp_path, dags_dir=tmp_path / "dags")
+    host.pid_dir.mkdir(parents=True)
+    for name in STOP_ORDER:
+        (host.pid_dir / f"{name}.pid").write_text("999999999")
+    host.step_server_socket.write_text("")
+
+    assert stop(host) == []
+    assert sorted(STOP_ORDER) == sorted([*SERVICES, STEP_SERVER])
+    assert STOP_ORDER[-1] == "api-server"
+    assert list(host.pid_dir.iterdir()) == []

@@ -170,6 +170,9 @@ def test_scheduled_steps_fork_from_the_step_server(
     texts = [path.read_text() for path in logs.rglob("*.log")]
 
     assert "step-server: pid" in status
+    airflow_logs = Path(airflow_env["AIRFLOW_HOME"]) / "logs"
+    for service in ("api-server", "scheduler", "dag-processor", "step-server"):
+        assert (airflow_logs / f"{service}.out").stat().st_mode & 0o777 == 0o600
     assert texts
     assert any("forked from the step server" in text for text in texts)
     assert not any("running a subprocess" in text for text in texts)

@@ -219,15 +219,23 @@ def test_step_server_restarts_when_code_changes(server: Server) -> None:
 
     assert status is None
     assert any("code changed" in line for line in log.lines)
-    # After the restart the server is the real one: it serves ZenML's entrypoint.
+    # The restarted server runs the same command line, with fresh imports.
     deadline = time.monotonic() + 60
-    while True:
-        _, log = server.run("echo", "X")
-        if any(step_server.ENTRYPOINT_MODULE in line for line in log.lines):
-            break
+    while (status := server.run("exit", "0")[0]) != 0:
         assert server.process.poll() is None, server.log.read_text()
         assert time.monotonic() < deadline, server.log.read_text()
         time.sleep(0.5)
+    # Served again: only a restarted server has taken the new fingerprint.
+    assert server.process.poll() is None
+
+
+def test_step_server_survives_a_deeply_nested_request(server: Server) -> None:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as client:
+        client.connect(str(server.socket))
+        client.sendall(b"[" * 200_000 + b"\n")
+        assert client.recv(100) == b""
+
+    assert server.run("exit", "0")[0] == 0
 
 
 def test_step_server_long_socket_path(tmp_path: Path) -> None:
@@ -269,3 +277,35 @@ def test_code_fingerprint_follows_project_files(tmp_path: Path) -> None:
     module.write_text("A = 2\n")
 
     assert step_server.code_fingerprint(tmp_path, []) > before
+
+
+STUBBORN = (
+    "import signal, time\n"
+    "say = lambda *a: print('interrupted; retrying', flush=True)\n"
+    "signal.signal(signal.SIGTERM, say)\n"
+    "print('ready', flush=True)\n"
+    "time.sleep(60)\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("code", "killed_by"),
+    [(STUBBORN, -9), ("import time; print('ready', flush=True); time.sleep(60)", -15)],
+)
+def test_stop_step_group_escalates_when_sigterm_is_not_the_end(
+    code: str, killed_by: int
+) -> None:
+    with subprocess.Popen(
+        [sys.executable, "-c", code],
+        stdout=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    ) as process:
+        assert process.stdout is not None
+        assert process.stdout.readline().strip() == "ready"
+        started = time.monotonic()
+
+        generator.stop_step_group(process.pid, grace=1.0)
+
+        assert process.wait(timeout=10) == killed_by
+        assert time.monotonic() - started < 5
