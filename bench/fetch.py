@@ -1,8 +1,9 @@
 """The daily incremental fetch on stored histories of different lengths.
 
 ``goldsignals.prices.load_prices`` runs exactly as ``data_loader`` runs it
-for Yahoo: read the stored parquet history, ask the fetcher for the days
-after its last date, check and merge the new bar, write the history back.
+for Yahoo: read the ``prices`` table (SQLite, as in the embedded stack), ask
+the fetcher for the days after its last date, check and merge the new bar,
+and write what is new (one row) in one transaction.
 Only the fetcher is faked (as in ``tests/test_prices.py``): it returns one
 new trading day without touching the network.
 """
@@ -18,9 +19,12 @@ from pathlib import Path
 
 import pandas as pd
 import psutil
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
 
 from bench.cases import history_slice
 from bench.measure import MB, BenchError, Measurement
+from goldsignals.price_store import SqlHistory, prices_table
 from goldsignals.prices import (
     PRICE_COLUMNS,
     Fetcher,
@@ -28,6 +32,7 @@ from goldsignals.prices import (
     read_price_csv,
     write_history,
 )
+from goldsignals.signal_store import create_signal_engine
 
 logger = logging.getLogger(__name__)
 
@@ -65,27 +70,28 @@ def one_day_fetcher(
 
 
 def _load_once(
-    history: Path,
-    stored: bytes,
+    engine: Engine,
     day: dt.date,
     close: float,
     asked: list[tuple[dt.date, dt.date | None]],
 ) -> float:
-    """Restore the stored history, then time one load; returns CPU seconds."""
-    history.write_bytes(stored)
+    """Remove ``day`` from the table, then time one load; returns CPU seconds."""
+    with engine.begin() as connection:
+        connection.execute(sa.delete(prices_table).where(prices_table.c.date == day))
+    history = SqlHistory(engine, "GC=F")
     cpu = time.process_time()
     loaded = load_prices(
         ticker="GC=F",
         source="yfinance",
-        history_path=history,
+        history=history,
         history_start=dt.date(2000, 1, 1),
         now=after_close(day),
         fetcher=one_day_fetcher(day, close, asked),
     )
     if loaded.fetched_rows != 1 or loaded.last_date != day:
         raise BenchError(
-            f"incremental fetch of {day} into {history} gave {loaded.fetched_rows} "
-            f"rows ending {loaded.last_date}"
+            f"incremental fetch of {day} into {history.name} gave "
+            f"{loaded.fetched_rows} rows ending {loaded.last_date}"
         )
     return time.process_time() - cpu
 
@@ -93,24 +99,26 @@ def _load_once(
 def measure_fetch(source: Path, work: Path, *, years: int, calls: int) -> Measurement:
     """Median of ``calls`` incremental loads on a ``years``-year history.
 
-    Before each call the stored history is restored (not timed), so every
-    call appends the same new day to the same stored rows.
+    Before each call the new day is deleted again (not timed), so every call
+    appends the same new day to the same stored rows.
     """
     csv, _ = history_slice(source, years, work / f"prices_{years}y.csv")
-    history = work / f"history_{years}y.parquet"
+    database = work / f"signals_{years}y.db"
+    database.unlink(missing_ok=True)
+    engine = create_signal_engine(f"sqlite:///{database}")
     prices = read_price_csv(csv)
-    write_history(history, prices)
-    stored = history.read_bytes()
+    write_history(SqlHistory(engine, "GC=F"), prices)
     day = next_weekday(pd.Timestamp(prices.index[-1]).date())
     close = float(prices["close"].iloc[-1])
 
     asked: list[tuple[dt.date, dt.date | None]] = []
-    _load_once(history, stored, day, close, asked)
+    _load_once(engine, day, close, asked)
     walls, cpus = [], []
     for _ in range(calls):
         started = time.perf_counter()
-        cpus.append(_load_once(history, stored, day, close, asked))
+        cpus.append(_load_once(engine, day, close, asked))
         walls.append(time.perf_counter() - started)
+    engine.dispose()
     asked_days = {(end - start).days if end else None for start, end in asked}
     rss = psutil.Process().memory_info().rss / MB
     logger.info(
@@ -127,7 +135,7 @@ def measure_fetch(source: Path, work: Path, *, years: int, calls: int) -> Measur
         rss,
         {
             "stored_rows": len(prices),
-            "parquet_bytes": len(stored),
+            "database_bytes": database.stat().st_size,
             "calls": calls,
             "wall_min_s": min(walls),
             "wall_max_s": max(walls),

@@ -72,7 +72,7 @@ def run_floor(prices_csv: Path, work: Path) -> dict[str, Any]:
 
         config = floor_work.load_config()
     with clock.phase("load"):
-        prices = floor_work.load(prices_csv, work / "history.parquet")
+        prices = floor_work.load(prices_csv, work / "signals.db")
     with clock.phase("clean"):
         cleaned = floor_work.clean(prices, config)
     with clock.phase("features"):

@@ -33,6 +33,7 @@ from goldsignals.modeling import (
     train_classifier,
     training_fingerprint,
 )
+from goldsignals.price_store import SqlHistory
 from goldsignals.prices import load_prices
 from goldsignals.report import (
     EvaluationReport,
@@ -42,6 +43,7 @@ from goldsignals.report import (
     report_on_split,
     write_report,
 )
+from goldsignals.signal_store import create_signal_engine
 from goldsignals.splitting import (
     SplitFrames,
     chronological_split,
@@ -100,15 +102,22 @@ def load_config() -> FloorConfig:
     return FloorConfig(report=report, latest_dates=int(predict.get("latest_dates", 1)))
 
 
-def load(prices_csv: Path, history: Path) -> pd.DataFrame:
-    """``data_loader``: merge the price file into a (new) stored history."""
-    loaded = load_prices(
-        ticker=TICKER,
-        source="csv",
-        history_path=history,
-        price_csv=prices_csv,
-        history_start=dt.date(2000, 1, 1),
-    )
+def load(prices_csv: Path, database: Path) -> pd.DataFrame:
+    """``data_loader``: merge the price file into the (new) ``prices`` table.
+
+    The table is in a SQLite file, as in the embedded stack.
+    """
+    engine = create_signal_engine(f"sqlite:///{database}")
+    try:
+        loaded = load_prices(
+            ticker=TICKER,
+            source="csv",
+            history=SqlHistory(engine, TICKER),
+            price_csv=prices_csv,
+            history_start=dt.date(2000, 1, 1),
+        )
+    finally:
+        engine.dispose()
     return loaded.prices
 
 

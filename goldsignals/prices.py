@@ -19,9 +19,7 @@ from __future__ import annotations
 import datetime
 import functools
 import logging
-import os
 import re
-import tempfile
 import time
 import zoneinfo
 from collections.abc import Callable
@@ -41,6 +39,7 @@ from goldsignals.errors import (
     PriceSourceUnavailableError,
     PriceValidationError,
 )
+from goldsignals.price_store import ParquetHistory, PriceHistory
 
 logger = logging.getLogger(__name__)
 
@@ -246,27 +245,24 @@ def yahoo_fetcher(*, timeout: float = 20.0, cache_dir: Path | None = None) -> Fe
     return functools.partial(fetch_yahoo, timeout=timeout, cache_dir=cache_dir)
 
 
-def read_history(path: Path) -> pd.DataFrame:
+def read_history(history: PriceHistory | Path) -> pd.DataFrame:
     """Read the stored price history.
 
     Args:
-        path: The parquet file written by :func:`write_history`.
+        history: The store, or the path of a parquet history.
 
     Returns:
-        The standard price frame; empty when the file does not exist.
+        The standard price frame; empty when nothing is stored.
 
     Raises:
-        PriceDataError: The file exists but cannot be read.
+        PriceDataError: The stored history cannot be read.
     """
-    if not path.exists():
-        return empty_prices()
+    return normalize_prices(as_history(history).read())
 
-    try:
-        stored = pd.read_parquet(path)
-    except (OSError, ValueError) as exc:
-        message = f"stored history {path} cannot be read ({exc}); delete it to refetch"
-        raise PriceDataError(message) from exc
-    return normalize_prices(stored)
+
+def as_history(history: PriceHistory | Path) -> PriceHistory:
+    """A store for ``history``: a path means a parquet file."""
+    return ParquetHistory(history) if isinstance(history, Path) else history
 
 
 def merge_history(stored: pd.DataFrame, new: pd.DataFrame) -> pd.DataFrame:
@@ -298,43 +294,30 @@ def merge_history(stored: pd.DataFrame, new: pd.DataFrame) -> pd.DataFrame:
     return merged.set_axis(pd.DatetimeIndex(merged.index.to_numpy(), name="date"))
 
 
-def write_history(path: Path, frame: pd.DataFrame) -> None:
-    """Store the price history atomically as parquet.
-
-    Writes a temporary file in the same folder, then renames it over ``path``,
-    so a crash never leaves a half-written history.
-
-    Args:
-        path: The parquet file; its folder is created when missing.
-        frame: The standard price frame to store.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    os.close(handle)
-    os.chmod(temporary, 0o644)
-
-    try:
-        frame.to_parquet(temporary)
-        os.replace(temporary, path)
-    finally:
-        Path(temporary).unlink(missing_ok=True)
-    logger.info("Stored history %s: %s", path, describe_span(frame))
+def write_history(history: PriceHistory | Path, frame: pd.DataFrame) -> None:
+    """Make ``frame`` the stored history, atomically (see the store)."""
+    store = as_history(history)
+    store.write(frame)
+    logger.info("Stored history %s: %s", store.name, describe_span(frame))
 
 
-def store_checked(path: Path, frame: pd.DataFrame, origin: str) -> None:
+def store_checked(
+    history: PriceHistory | Path, frame: pd.DataFrame, origin: str
+) -> None:
     """Write ``frame`` as the history only if it passes the price schema.
 
     Raises:
         PriceValidationError: Naming ``origin``; the stored history is left
             as it was.
     """
+    store = as_history(history)
     try:
         check_prices(frame)
     except PriceValidationError as exc:
         raise PriceValidationError(
-            f"{origin} was not added to the price history {path}: {exc}"
+            f"{origin} was not added to the price history {store.name}: {exc}"
         ) from exc
-    write_history(path, frame)
+    write_history(store, frame)
 
 
 def last_closed_session(now: datetime.datetime) -> datetime.date:
@@ -361,7 +344,7 @@ def load_prices(
     *,
     ticker: str,
     source: Literal["yfinance", "csv"],
-    history_path: Path,
+    history: PriceHistory | Path,
     price_csv: Path | None = None,
     seed_csv: Path | None = None,
     history_start: datetime.date,
@@ -392,7 +375,7 @@ def load_prices(
     Args:
         ticker: Yahoo ticker, e.g. ``GC=F``.
         source: ``"yfinance"`` or ``"csv"``.
-        history_path: Parquet file of the stored history of ``ticker``.
+        history: The stored history of ``ticker`` (a path: a parquet file).
         price_csv: The price file read when ``source`` is ``"csv"``.
         seed_csv: A price file that seeds an empty history if Yahoo fails.
         history_start: First date asked of Yahoo for an empty history.
@@ -417,12 +400,13 @@ def load_prices(
         PriceValidationError: The new prices break a rule of the price schema;
             the stored history is left as it was.
     """
-    stored = read_history(history_path)
-    logger.info("Read stored history %s: %s", history_path, describe_span(stored))
+    store = as_history(history)
+    stored = read_history(store)
+    logger.info("Read stored history %s: %s", store.name, describe_span(stored))
 
     if source == "csv":
         session = last_closed_session(now or datetime.datetime.now(datetime.UTC))
-        return _load_from_csv(stored, price_csv, history_path, session)
+        return _load_from_csv(stored, price_csv, store, session)
     if source != "yfinance":
         raise PriceDataError(
             f"price source {source!r} is unknown; set GOLDSIGNALS_PRICE_SOURCE to "
@@ -430,7 +414,7 @@ def load_prices(
         )
     plan = _YahooPlan(
         ticker=ticker,
-        history_path=history_path,
+        history=store,
         seed_csv=seed_csv,
         history_start=history_start,
         fetcher=fetcher,
@@ -448,7 +432,7 @@ class _YahooPlan:
     """What load_prices needs to update a history from Yahoo Finance."""
 
     ticker: str
-    history_path: Path
+    history: PriceHistory
     seed_csv: Path | None
     history_start: datetime.date
     fetcher: Fetcher
@@ -546,7 +530,7 @@ class _YahooPlan:
         logger.info("Fetched %s of %s", describe_span(new), self.ticker)
         merged = merge_history(stored, new)
         origin = f"the Yahoo download of {self.ticker}"
-        store_checked(self.history_path, merged, origin)
+        store_checked(self.history, merged, origin)
         return self._result(merged, "yahoo", stale=False, fetched_rows=len(new))
 
     def _fall_back(
@@ -566,7 +550,7 @@ class _YahooPlan:
             what += f" {self.seed_csv}"
         age = self._require_fresh(filled, what, reason, exc)
         if len(filled) > len(stored):
-            store_checked(self.history_path, filled, f"seed file {self.seed_csv}")
+            store_checked(self.history, filled, f"seed file {self.seed_csv}")
             added = len(filled) - len(stored)
             logger.info("Filled %d dates of the history from %s", added, self.seed_csv)
 
@@ -608,7 +592,7 @@ class _YahooPlan:
         if self.seed_csv is None:
             raise PriceSourceUnavailableError(
                 f"no prices of {self.ticker}: {reason} and the stored history "
-                f"{self.history_path} is empty; set GOLDSIGNALS_SEED_CSV to a price "
+                f"{self.history.name} is empty; set GOLDSIGNALS_SEED_CSV to a price "
                 "file that seeds the history, or GOLDSIGNALS_PRICE_CSV with "
                 "GOLDSIGNALS_PRICE_SOURCE=csv (e.g. ../shared/data/"
                 "gold_futures_daily.csv)"
@@ -639,7 +623,7 @@ class _YahooPlan:
             _last_date(seeded).isoformat(),
             age,
         )
-        store_checked(self.history_path, seeded, f"seed file {self.seed_csv}")
+        store_checked(self.history, seeded, f"seed file {self.seed_csv}")
         return self._result(seeded, "seed_csv", stale=True, fetched_rows=len(seeded))
 
     def _result(
@@ -654,7 +638,7 @@ class _YahooPlan:
 def _load_from_csv(
     stored: pd.DataFrame,
     price_csv: Path | None,
-    history_path: Path,
+    history: PriceHistory,
     session: datetime.date,
 ) -> LoadedPrices:
     """Merge a price file into the history, as the Yahoo path merges a download.
@@ -671,7 +655,7 @@ def _load_from_csv(
 
     new = _complete_bars(read_price_csv(price_csv), session)
     merged = merge_history(stored, new)
-    store_checked(history_path, merged, f"price file {price_csv}")
+    store_checked(history, merged, f"price file {price_csv}")
     return LoadedPrices(merged, "csv", _last_date(merged), False, len(new))
 
 

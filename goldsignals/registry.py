@@ -245,7 +245,7 @@ def champion_gate(
     floor: float,
     min_roc_auc: float = 0.5,
 ) -> GateDecision:
-    """Decide on the champion alias: floors first, then the primary metric.
+    """Decide on the champion alias: the floors, then the primary metric.
 
     Both metric sets must come from the same evaluation window. Higher is
     better for every metric; a tie keeps the champion. A metric that is
@@ -258,27 +258,28 @@ def champion_gate(
         primary: Metric that must improve (e.g. ``sharpe``).
         floor_metric: Metric the challenger must reach at least (e.g. ``f1``).
         floor: That minimum.
-        min_roc_auc: The challenger's ROC AUC must exceed it: a model that
-            ranks no better than chance (an always-up model has 0.5) never
-            becomes champion, whatever its backtest in a trending market.
+        min_roc_auc: To replace a champion, the challenger's ROC AUC must
+            exceed it: a model that ranks no better than chance (an always-up
+            model has 0.5) never takes over, whatever its backtest in a
+            trending market. The first champion needs only the floor.
     """
     low = _finite(challenger, floor_metric)
     if not low >= floor:
         return GateDecision(
             False, f"{floor_metric} {low:.4f} is below the floor {floor:.4f}"
         )
-    auc = _finite(challenger, "roc_auc")
-    if not auc > min_roc_auc:
-        return GateDecision(
-            False,
-            f"roc_auc {auc:.4f} does not exceed {min_roc_auc:.4f}: the model "
-            "ranks no better than chance",
-        )
     new = _finite(challenger, primary)
     if math.isnan(new):
         return GateDecision(False, f"{primary} of the new version is undefined")
     if champion is None:
         return GateDecision(True, f"no champion yet; {primary} {new:.4f}")
+    auc = _finite(challenger, "roc_auc")
+    if not auc > min_roc_auc:
+        return GateDecision(
+            False,
+            f"roc_auc {auc:.4f} does not exceed {min_roc_auc:.4f}: a model that "
+            "ranks no better than chance does not replace the champion",
+        )
     old = _finite(champion, primary)
     if math.isnan(old) or new > old:
         return GateDecision(True, f"{primary} {new:.4f} beats the champion's {old:.4f}")

@@ -9,8 +9,10 @@ from typing import Annotated
 import pandas as pd
 from zenml import log_metadata, step
 
-from goldsignals.config import get_settings
-from goldsignals.prices import load_prices, yahoo_fetcher
+from goldsignals.config import Settings, get_settings
+from goldsignals.price_store import SqlHistory
+from goldsignals.prices import LoadedPrices, load_prices, yahoo_fetcher
+from goldsignals.signal_store import create_signal_engine
 
 logger = logging.getLogger(__name__)
 
@@ -20,8 +22,9 @@ def data_loader() -> Annotated[pd.DataFrame, "gold_prices"]:
     """Load prices: incremental Yahoo fetch (or a CSV) merged into the history.
 
     Ticker, source, file locations, retries and the allowed age of stale
-    prices come from the ``GOLDSIGNALS_*`` settings. Only complete bars are
-    stored (a session still open is held back). The step's metadata records
+    prices come from the ``GOLDSIGNALS_*`` settings. The history is the
+    ``prices`` table of the signals database; only complete bars are stored
+    (a session still open is held back). The step's metadata records
     the source, the last price date and whether the data is stale (Yahoo
     unreachable).
 
@@ -30,10 +33,32 @@ def data_loader() -> Annotated[pd.DataFrame, "gold_prices"]:
         unique), float64 columns open, high, low, close, volume.
     """
     settings = get_settings()
-    loaded = load_prices(
+    engine = create_signal_engine(settings.signals_url)
+    history = SqlHistory(engine, settings.ticker, legacy=settings.history_path)
+    try:
+        loaded = _load(settings, history)
+    finally:
+        engine.dispose()
+
+    log_metadata(
+        metadata={
+            "ticker": settings.ticker,
+            "source": loaded.source,
+            "last_price_date": loaded.last_date.isoformat(),
+            "stale": loaded.stale,
+            "rows": len(loaded.prices),
+            "fetched_rows": loaded.fetched_rows,
+            "history": history.name,
+        }
+    )
+    return loaded.prices
+
+
+def _load(settings: Settings, history: SqlHistory) -> LoadedPrices:
+    return load_prices(
         ticker=settings.ticker,
         source=settings.price_source,
-        history_path=settings.history_path,
+        history=history,
         price_csv=settings.price_csv,
         seed_csv=settings.seed_csv,
         history_start=dt.date.fromisoformat(settings.history_start),
@@ -45,15 +70,3 @@ def data_loader() -> Annotated[pd.DataFrame, "gold_prices"]:
         backoff_seconds=settings.yahoo_backoff_seconds,
         max_age_days=settings.max_price_age_days,
     )
-
-    log_metadata(
-        metadata={
-            "ticker": settings.ticker,
-            "source": loaded.source,
-            "last_price_date": loaded.last_date.isoformat(),
-            "stale": loaded.stale,
-            "rows": len(loaded.prices),
-            "fetched_rows": loaded.fetched_rows,
-        }
-    )
-    return loaded.prices

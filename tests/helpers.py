@@ -111,3 +111,24 @@ def server_folder(prefix: str) -> Path:
     folder = Path(tempfile.mkdtemp(prefix=prefix))
     folder.chmod(0o755)
     return folder
+
+
+def read_only_engine(postgres: Any, database: str) -> Any:
+    """An engine of a new login role in ``goldsignals_readonly`` on ``database``.
+
+    Args:
+        postgres: The PostgresHost of the tests.
+        database: Name of a database whose schema is migrated.
+    """
+    import uuid
+
+    import sqlalchemy as sa
+
+    from goldsignals import postgres_host
+
+    reader = f"reader_{uuid.uuid4().hex[:6]}"
+    postgres_host.psql(
+        postgres,
+        f"CREATE ROLE {reader} LOGIN PASSWORD 'pw' IN ROLE goldsignals_readonly",
+    )
+    return sa.create_engine(postgres.url(database, reader, "pw"))

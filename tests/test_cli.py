@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import subprocess
 from pathlib import Path
 
@@ -117,4 +118,6 @@ def test_run_failing_step_ends_with_step_error(tmp_path: Path) -> None:
     assert "step data_loader failed" in last
     assert "2024-01-05 (-5.0)" in last
     assert "never stored" in last
-    assert not (tmp_path / "data" / "prices").exists()
+    with sqlite3.connect(tmp_path / "data" / "signals.db") as connection:
+        stored = connection.execute("SELECT count(*) FROM prices").fetchone()
+    assert stored == (0,)

@@ -233,11 +233,15 @@ def test_daily_path_through_airflow_writes_signals_into_postgres(
         rows = connection.execute(
             sa.text("SELECT as_of_date, signal, model_version FROM latest_signals")
         ).all()
+        stored, newest = connection.execute(
+            sa.text("SELECT count(*), max(date) FROM prices WHERE ticker = 'GC=F'")
+        ).one()
     reader.dispose()
     table = goldsignals(deployed, "signals").stdout
 
     assert daily_run == dict.fromkeys(daily_run, "success")
     assert [(str(r.as_of_date), r.model_version) for r in rows] == [(last_date, "1")]
+    assert (stored, str(newest)) == (1500, last_date)
     assert rows[0].signal in ("BUY", "SELL", "HOLD")
     assert last_date in table
     assert rows[0].signal in table

@@ -91,7 +91,7 @@ def _load(history: Path, fetcher: prices.Fetcher, **options: Any) -> Any:
     return load_prices(
         ticker="GC=F",
         source="yfinance",
-        history_path=history,
+        history=history,
         history_start=START,
         fetcher=fetcher,
         **options,
@@ -683,7 +683,7 @@ def test_load_prices_history_never_shrinks(tmp_path: Path) -> None:
     loaded = load_prices(
         ticker="GC=F",
         source="csv",
-        history_path=history,
+        history=history,
         price_csv=csv_path,
         history_start=START,
     )
@@ -699,7 +699,7 @@ def test_load_prices_csv_source_without_file_names_setting(tmp_path: Path) -> No
         load_prices(
             ticker="GC=F",
             source="csv",
-            history_path=tmp_path / "GC_F.parquet",
+            history=tmp_path / "GC_F.parquet",
             history_start=START,
         )
 
@@ -721,7 +721,7 @@ def test_load_prices_rejected_csv_leaves_history_untouched(tmp_path: Path) -> No
         load_prices(
             ticker="GC=F",
             source="csv",
-            history_path=history,
+            history=history,
             price_csv=price_file,
             history_start=START,
         )
@@ -738,7 +738,7 @@ def test_load_prices_fixed_csv_replaces_rejected_rows(tmp_path: Path) -> None:
     options: dict[str, Any] = {
         "ticker": "GC=F",
         "source": "csv",
-        "history_path": history,
+        "history": history,
         "price_csv": _csv_of(bad, tmp_path / "prices.csv"),
         "history_start": START,
     }

@@ -69,7 +69,7 @@ def test_gate_refuses_undefined_or_missing_metrics() -> None:
     gate = {"primary": "sharpe", "floor_metric": "f1", "floor": 0.5}
 
     no_sharpe = champion_gate({"f1": 0.6, "roc_auc": 0.55}, None, **gate)
-    no_auc = champion_gate({"f1": 0.6, "sharpe": 1.0}, None, **gate)
+    no_auc = champion_gate({"f1": 0.6, "sharpe": 1.0}, {"sharpe": 0.1}, **gate)
     nan_f1 = champion_gate(
         {"f1": math.nan, "sharpe": 1.0, "roc_auc": 0.6}, None, **gate
     )
@@ -89,6 +89,10 @@ def test_gate_refuses_a_model_no_better_than_chance() -> None:
 
     assert not decision.promote
     assert "ranks no better than chance" in decision.reason
+    first = champion_gate(
+        always_up, None, primary="sharpe", floor_metric="f1", floor=0.5
+    )
+    assert first.promote
 
 
 def test_gate_reason_names_the_metrics() -> None:

@@ -127,7 +127,7 @@ def _load(
     return load_prices(
         ticker="GC=F",
         source="yfinance",
-        history_path=history,
+        history=history,
         history_start=START,
         now=now,
         fetcher=fetcher,
@@ -548,7 +548,7 @@ def test_case04_price_file_bar_of_open_session_held_back(
         loaded = load_prices(
             ticker="GC=F",
             source="csv",
-            history_path=history,
+            history=history,
             price_csv=prices,
             history_start=START,
             now=_at("2024-03-08 11:00"),
@@ -702,7 +702,7 @@ def test_case07_price_file_null_rows_counted_when_loaded(
         loaded = load_prices(
             ticker="GC=F",
             source="csv",
-            history_path=tmp_path / "GC_F.parquet",
+            history=tmp_path / "GC_F.parquet",
             price_csv=shared_data / WEB_EXPORT_FILE,
             history_start=START,
         )

@@ -22,7 +22,7 @@ from goldsignals.signal_store import (
     read_latest_signals,
     write_signals,
 )
-from tests.helpers import signal_row
+from tests.helpers import read_only_engine, signal_row
 
 pytestmark = pytest.mark.postgres
 
@@ -96,12 +96,7 @@ def test_read_only_role_can_read_but_not_write(
 ) -> None:
     write_signals(engine, [signal_row()])
     name = sa.make_url(database).database
-    reader = f"reader_{uuid.uuid4().hex[:6]}"
-    postgres_host.psql(
-        postgres,
-        f"CREATE ROLE {reader} LOGIN PASSWORD 'pw' IN ROLE goldsignals_readonly",
-    )
-    read_only = sa.create_engine(postgres.url(name, reader, "pw"))
+    read_only = read_only_engine(postgres, name)
 
     with read_only.connect() as connection:
         seen = connection.execute(sa.text("SELECT count(*) FROM latest_signals"))

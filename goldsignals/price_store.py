@@ -1,0 +1,242 @@
+"""Where the price history is kept: the ``prices`` table or a parquet file.
+
+Both stores hold standard price frames (see :mod:`goldsignals.prices`) and
+share one contract: ``read`` returns the whole history of the ticker (empty
+when there is none) and ``write`` makes a given frame the new history,
+atomically, so a failed run leaves the old history exactly as it was.
+
+The product keeps the history in the ``prices`` table of the signals
+database (SQLite in the state folder, Postgres in host mode): it lives next
+to the signals, the read-only role can query it, and a daily run writes only
+the bars that are new or changed, in one transaction. A parquet file (the
+store of earlier versions) is read once to fill an empty table.
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import os
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import SQLAlchemyError
+
+from goldsignals.errors import PriceDataError, SignalStoreError
+
+logger = logging.getLogger(__name__)
+
+PRICE_COLUMNS = ("open", "high", "low", "close", "volume")
+
+_metadata = sa.MetaData()
+prices_table = sa.Table(
+    "prices",
+    _metadata,
+    sa.Column("ticker", sa.String(32), primary_key=True),
+    sa.Column("date", sa.Date, primary_key=True),
+    *(sa.Column(name, sa.Float) for name in PRICE_COLUMNS),
+)
+"""The table of migration 0003 (its constraints live in the migration)."""
+
+
+class PriceHistory(Protocol):
+    """A stored price history of one ticker."""
+
+    @property
+    def name(self) -> str:
+        """Where the history lives, for messages (no password)."""
+
+    def read(self) -> pd.DataFrame:
+        """The whole stored history (an empty frame when there is none)."""
+
+    def write(self, frame: pd.DataFrame) -> None:
+        """Make ``frame`` the stored history, atomically."""
+
+
+def empty_frame() -> pd.DataFrame:
+    """A standard price frame without rows."""
+    index = pd.DatetimeIndex([], name="date").as_unit("ns")
+    return pd.DataFrame({name: [] for name in PRICE_COLUMNS}, index=index).astype(
+        "float64"
+    )
+
+
+def as_standard_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with a ``date`` index of datetime64[ns] and float64 columns."""
+    dates = pd.DatetimeIndex(pd.to_datetime(frame.index), name="date").as_unit("ns")
+    values = frame.loc[:, list(PRICE_COLUMNS)].astype("float64")
+    return values.set_axis(dates)
+
+
+class ParquetHistory:
+    """A history kept in one parquet file (written by rename, atomically)."""
+
+    def __init__(self, path: Path) -> None:
+        """Keep the history in ``path``."""
+        self.path = path
+
+    @property
+    def name(self) -> str:
+        """The file's path."""
+        return str(self.path)
+
+    def read(self) -> pd.DataFrame:
+        """Read the file; empty when it does not exist.
+
+        Raises:
+            PriceDataError: The file exists but cannot be read.
+        """
+        if not self.path.exists():
+            return empty_frame()
+        try:
+            stored = pd.read_parquet(self.path)
+        except (OSError, ValueError) as exc:
+            raise PriceDataError(
+                f"stored history {self.path} cannot be read ({exc}); delete it "
+                "to refetch"
+            ) from exc
+        return as_standard_frame(stored)
+
+    def write(self, frame: pd.DataFrame) -> None:
+        """Write a temporary file beside ``path``, then rename it over it."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(dir=self.path.parent, suffix=".tmp")
+        os.close(handle)
+        os.chmod(temporary, 0o644)
+
+        try:
+            frame.to_parquet(temporary)
+            os.replace(temporary, self.path)
+        finally:
+            Path(temporary).unlink(missing_ok=True)
+
+
+class SqlHistory:
+    """The history of ``ticker`` in the ``prices`` table of a database.
+
+    ``write`` compares the frame with the stored rows and upserts only the
+    dates that are new or whose bar changed, in one transaction; it never
+    deletes a stored date.
+    """
+
+    def __init__(self, engine: Engine, ticker: str, *, legacy: Path | None = None):
+        """Keep the history of ``ticker`` in ``engine``'s ``prices`` table.
+
+        Args:
+            engine: An engine whose schema is migrated (create_signal_engine).
+            ticker: The instrument.
+            legacy: A parquet history of an earlier version; read once when
+                the table holds no row of ``ticker``.
+        """
+        self.engine = engine
+        self.ticker = ticker
+        self.legacy = legacy
+        self._stored: pd.DataFrame | None = None
+
+    @property
+    def name(self) -> str:
+        """Table, ticker and database URL (password hidden)."""
+        url = self.engine.url.render_as_string(hide_password=True)
+        return f"table prices ({self.ticker}) of {url}"
+
+    def read(self) -> pd.DataFrame:
+        """Read the ticker's rows, ordered by date.
+
+        Raises:
+            SignalStoreError: The database cannot be read.
+        """
+        query = (
+            sa.select(prices_table)
+            .where(prices_table.c.ticker == self.ticker)
+            .order_by(prices_table.c.date)
+        )
+        try:
+            with self.engine.connect() as connection:
+                rows = connection.execute(query).mappings().all()
+        except SQLAlchemyError as exc:
+            raise SignalStoreError(f"cannot read {self.name}: {exc}") from exc
+        if not rows:
+            self._stored = empty_frame()
+            return self._legacy_history()
+        frame = pd.DataFrame(rows).set_index("date").drop(columns="ticker")
+        self._stored = as_standard_frame(frame)
+        return self._stored
+
+    def write(self, frame: pd.DataFrame) -> None:
+        """Upsert the dates of ``frame`` that are new or changed, atomically.
+
+        Raises:
+            SignalStoreError: The database refused the write; nothing of it
+                was stored.
+        """
+        rows = self._changed_rows(frame)
+        if not rows:
+            return
+        try:
+            with self.engine.begin() as connection:
+                for start in range(0, len(rows), 1000):
+                    connection.execute(self._upsert(rows[start : start + 1000]))
+        except SQLAlchemyError as exc:
+            raise SignalStoreError(
+                f"cannot write {len(rows)} price rows to {self.name}: {exc}; "
+                "nothing was stored"
+            ) from exc
+        self._stored = None
+        logger.info("Wrote %d new or changed bars to %s", len(rows), self.name)
+
+    def _legacy_history(self) -> pd.DataFrame:
+        if self.legacy is None or not self.legacy.exists():
+            return empty_frame()
+        frame = ParquetHistory(self.legacy).read()
+        logger.info(
+            "Read %d rows of the earlier parquet history %s; they are moved into %s",
+            len(frame),
+            self.legacy,
+            self.name,
+        )
+        return frame
+
+    def _changed_rows(self, frame: pd.DataFrame) -> list[dict[str, Any]]:
+        if self._stored is None:
+            self.read()
+        stored = self._stored if self._stored is not None else empty_frame()
+        new = as_standard_frame(frame)
+        common = new.index.intersection(stored.index)
+        same = np.zeros(len(new), dtype=bool)
+        if len(common):
+            left = new.loc[common].to_numpy()
+            right = stored.loc[common].to_numpy()
+            equal = ((left == right) | (np.isnan(left) & np.isnan(right))).all(axis=1)
+            same[new.index.get_indexer(common)] = equal
+        changed = new[~same]
+        return [
+            {"ticker": self.ticker, "date": _date(day), **_values(row)}
+            for day, row in zip(changed.index, changed.to_dict("records"), strict=True)
+        ]
+
+    def _upsert(self, rows: list[dict[str, Any]]) -> Any:
+        dialect = self.engine.dialect.name
+        module: Any = postgresql if dialect == "postgresql" else sqlite
+        statement = module.insert(prices_table).values(rows)
+        return statement.on_conflict_do_update(
+            index_elements=["ticker", "date"],
+            set_={name: statement.excluded[name] for name in PRICE_COLUMNS},
+        )
+
+
+def _date(day: pd.Timestamp) -> datetime.date:
+    return pd.Timestamp(day).date()
+
+
+def _values(row: Mapping[Any, Any]) -> dict[str, float | None]:
+    return {
+        str(name): None if pd.isna(value) else float(value)
+        for name, value in row.items()
+    }
