@@ -135,13 +135,17 @@ def register_stack(spec: StackSpec, *, activate: bool = True) -> list[str]:
     wanted = {StackComponentType(k): c.name for k, c in spec.components.items()}
 
     try:
-        client.get_stack(spec.name, allow_name_prefix_match=False)
+        stack = client.get_stack(spec.name, allow_name_prefix_match=False)
     except KeyError:
         client.create_stack(spec.name, components=wanted)
         actions.append(f"created stack {spec.name}")
     else:
-        client.update_stack(spec.name, component_updates=wanted)
-        actions.append(f"stack {spec.name} points at its components")
+        current = {kind: parts[0].name for kind, parts in stack.components.items()}
+        if current == wanted:
+            actions.append(f"unchanged stack {spec.name}")
+        else:
+            client.update_stack(spec.name, component_updates=wanted)
+            actions.append(f"updated stack {spec.name}")
 
     if activate:
         client.activate_stack(spec.name)

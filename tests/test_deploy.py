@@ -178,6 +178,7 @@ def test_deploy_stack_twice_gives_the_same_stack(deployed: dict[str, str]) -> No
     for kind in ("orchestrator", "artifact_store", "experiment_tracker"):
         assert f"unchanged {kind}" in deployed["second_deploy"]
     assert "unchanged secret goldsignals_mlflow" in deployed["second_deploy"]
+    assert "unchanged stack goldsignals_airflow_host" in deployed["second_deploy"]
     assert deployed["second_deploy"].count("compiled ") == 3
 
 

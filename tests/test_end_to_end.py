@@ -97,6 +97,7 @@ def test_stack_registration_twice_changes_nothing(state: dict[str, str]) -> None
 
     assert "unchanged orchestrator gs_local_orchestrator" in output
     assert "unchanged experiment_tracker gs_mlflow_tracker_embedded" in output
+    assert "unchanged stack goldsignals_embedded" in output
     assert "created" not in output
     assert "active stack is goldsignals_embedded" in output
 

@@ -13,8 +13,10 @@ Where each case is tested:
   test_concurrent_writers_same_day_leave_one_row_per_key`` (Postgres, six
   writers), ``test_end_to_end.py::test_run_all_again_adds_no_duplicate``.
 - 13 a run killed while writing signals: here, SQLite and Postgres.
-- 14 a schema change on a table with rows:
-  ``test_signal_outcomes.py::test_lineage_migration_keeps_existing_rows``.
+- 14 a schema change on a table with rows: here (Postgres, every migration
+  from the first) and
+  ``test_signal_outcomes.py::test_lineage_migration_keeps_existing_rows``
+  (SQLite, up and down).
 - 15 security: here (tracked files hold no credentials), ``test_deploy.py``
   (no password in DAG files, configs or the process list; every service on
   127.0.0.1), ``test_airflow_integration.py`` (the UI and REST API require a
@@ -40,13 +42,18 @@ from goldsignals import postgres_host
 from goldsignals.errors import ModelNotFoundError, SignalStoreError
 from goldsignals.postgres_host import PostgresHost
 from goldsignals.registry import champion_version, select_serving_version
-from goldsignals.signal_store import count_signals, create_signal_engine
+from goldsignals.signal_store import (
+    count_signals,
+    create_signal_engine,
+    migrate_schema,
+)
 from tests.helpers import (
     ROOT,
     free_port,
     goldsignals,
     isolated_env,
     python,
+    read_only_engine,
     real_price_slice,
 )
 
@@ -241,6 +248,36 @@ SECRET_ASSIGNMENT = re.compile(
     r"(?i)\b[a-z_]*(password|secret|token|api_key)[a-z_]*\s*[:=]\s*(\S*)"
 )
 PLACEHOLDERS = {"", "change-me", "change-me-too", "unused"}
+
+
+@pytest.mark.postgres
+def test_case14_migrations_on_a_postgres_table_with_rows_lose_none(
+    postgres: PostgresHost, database: str
+) -> None:
+    engine = sa.create_engine(database)
+    migrate_schema(engine, "0001")
+    insert = sa.text(
+        "INSERT INTO signals (ticker, as_of_date, model_version, signal, "
+        "probability, model_name, created_at) VALUES ('GC=F', :day, '1', 'BUY', "
+        "0.6, 'm', now())"
+    )
+    with engine.begin() as connection:
+        connection.execute(insert, [{"day": f"2026-07-{d:02d}"} for d in range(1, 31)])
+
+    migrate_schema(engine)
+    reader = read_only_engine(postgres, sa.make_url(database).database or "")
+    with reader.connect() as connection:
+        kept = connection.execute(sa.text("SELECT count(*) FROM signals")).scalar_one()
+        latest = connection.execute(
+            sa.text("SELECT as_of_date, feature_hash FROM latest_signals")
+        ).all()
+        prices = connection.execute(sa.text("SELECT count(*) FROM prices")).scalar_one()
+    reader.dispose()
+    engine.dispose()
+
+    assert kept == 30
+    assert [(str(row[0]), row[1]) for row in latest] == [("2026-07-30", None)]
+    assert prices == 0
 
 
 def test_case15_tracked_files_hold_no_credentials() -> None:
