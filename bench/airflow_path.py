@@ -29,9 +29,11 @@ the step's own run time in ZenML; the difference is the per-task overhead.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import logging
+import re
 import socket
 import sqlite3
 import time
@@ -40,6 +42,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import psutil
 
 from bench.cases import AIRFLOW, Case, goldsignals, zenml_runs
 from bench.embedded import register_stack
@@ -67,7 +71,13 @@ RETRAIN = "gold_training weekly retrain (scheduled tick, unpause to end)"
 DAILY = "daily path: trigger gold_feature_engineering to gold_inference end"
 SETUP = "setup: compile + reserialize + pause"
 START = "goldsignals airflow start (to healthy)"
+PRELOAD = "step server preload (once per start; CPU and RSS of the server)"
 RUN_TIMEOUT = 900.0
+SETTLE_SECONDS = 1.0
+"""Wait after a run's end before closing its window: the step server collects
+a finished step (and so its CPU time) within 0.2 s."""
+SUBPROCESS = "fresh subprocess per step"
+"""Label of the variant measured with the step server turned off."""
 
 
 def free_port() -> int:
@@ -236,6 +246,7 @@ def _released_run(
     api.set_paused(dag_id, False)
     run_id = wait_for_first_run(api, dag_id, timeout=120.0)
     run = wait_for_end(api, dag_id, run_id)
+    time.sleep(SETTLE_SECONDS)
     return MeasuredRun(label, dag_id, run, started, sampler.close_window(window))
 
 
@@ -259,6 +270,7 @@ def _daily_path(
     if not new:
         raise BenchError(f"no {INFERENCE} run followed {FEATURES} run {features_id}")
     inference = wait_for_end(api, INFERENCE, new[0])
+    time.sleep(SETTLE_SECONDS)
     sampler.close_window(window)
     return (
         MeasuredRun("daily: " + FEATURES, FEATURES, features, started, window),
@@ -408,22 +420,34 @@ def _daily_detail(
     return detail
 
 
-def measure_airflow(case: Case) -> list[Measurement]:
+def measure_airflow(case: Case, *, step_server: bool = True) -> list[Measurement]:
     """Set up Airflow on the case, run the three DAGs as described above.
 
+    Args:
+        case: A fresh state folder.
+        step_server: Run the steps in children of the step server (the
+            product's default); False measures a fresh subprocess per step,
+            with every name labelled SUBPROCESS.
+
     Returns:
-        Setup, start, the three measured runs and one measurement per task.
+        Setup, start, the step server's preload, the three measured runs and
+        one measurement per task.
 
     Raises:
         BenchError: A command or a run failed, or no signal row was written.
     """
     port = free_port()
-    case = case.with_env(GOLDSIGNALS_AIRFLOW_PORT=str(port))
+    case = case.with_env(
+        GOLDSIGNALS_AIRFLOW_PORT=str(port),
+        GOLDSIGNALS_AIRFLOW_STEP_SERVER=str(step_server).lower(),
+    )
     rows = _prepare(case)
     start = goldsignals(case, "airflow", "start", timeout=300.0)
     rows.append(
         Measurement(AIRFLOW_SECTION, START, start.wall_s, start.cpu_s, start.rss_mb)
     )
+    if step_server:
+        rows.append(_preload(case))
     pids = _service_pids(case)
     sampler = TreeSampler(lambda: pids).start()
     try:
@@ -469,7 +493,39 @@ def measure_airflow(case: Case) -> list[Measurement]:
     for label, run in runs.items():
         zenml_run = zenml.get(str(run.run["dag_run_id"]))
         rows += task_measurements(tasks[label], zenml_run, traces, label)
-    return rows
+    return rows if step_server else [_as_variant(row) for row in rows]
+
+
+def _as_variant(row: Measurement) -> Measurement:
+    """The row labelled as measured with a fresh subprocess per step."""
+    if row.section == TASKS_SECTION:
+        return dataclasses.replace(row, name=f"{SUBPROCESS}: {row.name}")
+    return dataclasses.replace(row, name=f"{row.name} ({SUBPROCESS})")
+
+
+PRELOAD_LINE = re.compile(r"Preloaded (\d+) modules in ([\d.]+) s")
+
+
+def _preload(case: Case) -> Measurement:
+    """The step server's one-time imports, as its log reports them.
+
+    Its resident set (shared with every forked step) is sampled once.
+    """
+    log = case.home / "airflow" / "logs" / "step-server.out"
+    pid_file = case.home / "airflow" / "run" / "step-server.pid"
+    found = PRELOAD_LINE.search(log.read_text()) if log.exists() else None
+    if found is None or not pid_file.exists():
+        raise BenchError(f"the step server did not report its preload in {log}")
+    process = psutil.Process(int(pid_file.read_text()))
+    times = process.cpu_times()
+    return Measurement(
+        AIRFLOW_SECTION,
+        PRELOAD,
+        float(found.group(2)),
+        times.user + times.system,
+        process.memory_info().rss / MB,
+        {"modules": int(found.group(1))},
+    )
 
 
 def _check_signal_lineage(signal: dict[str, Any], run: dict[str, Any] | None) -> None:

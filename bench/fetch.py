@@ -1,9 +1,14 @@
 """The daily incremental fetch on stored histories of different lengths.
 
-``goldsignals.prices.load_prices`` runs exactly as ``data_loader`` runs it
-for Yahoo: read the ``prices`` table (SQLite, as in the embedded stack), ask
-the fetcher for the days after its last date, check and merge the new bar,
-and write what is new (one row) in one transaction.
+``data_loader`` calls ``goldsignals.prices.load_prices``, which is two steps,
+timed here apart on the ``prices`` table (SQLite, as in the embedded stack):
+
+- ``update_prices``, the incremental fetch: look up the newest stored date,
+  ask the fetcher for the days after it, check the new bar, write it in one
+  transaction. It should cost the same whatever the stored history's length.
+- ``read_history``: read the whole history back for the features, which
+  grows with it by nature.
+
 Only the fetcher is faked (as in ``tests/test_prices.py``): it returns one
 new trading day without touching the network.
 """
@@ -28,8 +33,9 @@ from goldsignals.price_store import SqlHistory, prices_table
 from goldsignals.prices import (
     PRICE_COLUMNS,
     Fetcher,
-    load_prices,
+    read_history,
     read_price_csv,
+    update_prices,
     write_history,
 )
 from goldsignals.signal_store import create_signal_engine
@@ -74,13 +80,17 @@ def _load_once(
     day: dt.date,
     close: float,
     asked: list[tuple[dt.date, dt.date | None]],
-) -> float:
-    """Remove ``day`` from the table, then time one load; returns CPU seconds."""
+) -> tuple[float, float, float, float]:
+    """Remove ``day``, then time one update and one read of the history.
+
+    Returns:
+        Wall and CPU seconds of the update, then of the read.
+    """
     with engine.begin() as connection:
         connection.execute(sa.delete(prices_table).where(prices_table.c.date == day))
     history = SqlHistory(engine, "GC=F")
-    cpu = time.process_time()
-    loaded = load_prices(
+    wall, cpu = time.perf_counter(), time.process_time()
+    update = update_prices(
         ticker="GC=F",
         source="yfinance",
         history=history,
@@ -88,12 +98,18 @@ def _load_once(
         now=after_close(day),
         fetcher=one_day_fetcher(day, close, asked),
     )
-    if loaded.fetched_rows != 1 or loaded.last_date != day:
+    update_wall, update_cpu = time.perf_counter() - wall, time.process_time() - cpu
+    wall, cpu = time.perf_counter(), time.process_time()
+    prices = read_history(history)
+    read_wall, read_cpu = time.perf_counter() - wall, time.process_time() - cpu
+
+    newest = pd.Timestamp(prices.index[-1]).date()
+    if update.fetched_rows != 1 or newest != day:
         raise BenchError(
             f"incremental fetch of {day} into {history.name} gave "
-            f"{loaded.fetched_rows} rows ending {loaded.last_date}"
+            f"{update.fetched_rows} rows ending {newest}"
         )
-    return time.process_time() - cpu
+    return update_wall, update_cpu, read_wall, read_cpu
 
 
 def measure_fetch(source: Path, work: Path, *, years: int, calls: int) -> Measurement:
@@ -113,16 +129,14 @@ def measure_fetch(source: Path, work: Path, *, years: int, calls: int) -> Measur
 
     asked: list[tuple[dt.date, dt.date | None]] = []
     _load_once(engine, day, close, asked)
-    walls, cpus = [], []
-    for _ in range(calls):
-        started = time.perf_counter()
-        cpus.append(_load_once(engine, day, close, asked))
-        walls.append(time.perf_counter() - started)
+    timings = [_load_once(engine, day, close, asked) for _ in range(calls)]
     engine.dispose()
+    walls = [timing[0] for timing in timings]
+    cpus = [timing[1] for timing in timings]
     asked_days = {(end - start).days if end else None for start, end in asked}
     rss = psutil.Process().memory_info().rss / MB
     logger.info(
-        "Incremental fetch on %d stored rows: median %.4f s over %d calls",
+        "Incremental update on %d stored rows: median %.4f s over %d calls",
         len(prices),
         statistics.median(walls),
         calls,
@@ -139,6 +153,8 @@ def measure_fetch(source: Path, work: Path, *, years: int, calls: int) -> Measur
             "calls": calls,
             "wall_min_s": min(walls),
             "wall_max_s": max(walls),
+            "read_wall_s": statistics.median(timing[2] for timing in timings),
+            "read_cpu_s": statistics.median(timing[3] for timing in timings),
             "asked_from": str(asked[-1][0]),
             "asked_days": sorted(d for d in asked_days if d is not None),
             "rss_is": "resident set of the measuring process after the calls",

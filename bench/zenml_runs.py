@@ -33,7 +33,7 @@ def run_records(limit: int = 200) -> list[dict[str, Any]]:
     """The newest ``limit`` pipeline runs, oldest first, with their steps."""
     from zenml.client import Client
 
-    runs = Client().list_pipeline_runs(size=limit, sort_by="asc:created")
+    runs = Client().list_pipeline_runs(size=limit, sort_by="desc:created")
     return [
         {
             "pipeline": run.pipeline.name if run.pipeline else None,
@@ -44,7 +44,7 @@ def run_records(limit: int = 200) -> list[dict[str, Any]]:
             "end": _epoch(run.end_time),
             "steps": {name: _step(step) for name, step in run.steps.items()},
         }
-        for run in runs.items
+        for run in reversed(runs.items)
     ]
 
 

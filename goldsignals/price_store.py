@@ -2,8 +2,9 @@
 
 Both stores hold standard price frames (see :mod:`goldsignals.prices`) and
 share one contract: ``read`` returns the whole history of the ticker (empty
-when there is none) and ``write`` makes a given frame the new history,
-atomically, so a failed run leaves the old history exactly as it was.
+when there is none), ``last_date`` its newest date, ``write`` makes a given
+frame the new history and ``append`` adds or replaces the bars of a frame,
+each atomically, so a failed run leaves the old history exactly as it was.
 
 The product keeps the history in the ``prices`` table of the signals
 database (SQLite in the state folder, Postgres in host mode): it lives next
@@ -58,6 +59,12 @@ class PriceHistory(Protocol):
 
     def write(self, frame: pd.DataFrame) -> None:
         """Make ``frame`` the stored history, atomically."""
+
+    def last_date(self) -> datetime.date | None:
+        """The newest stored date (None: nothing is stored)."""
+
+    def append(self, frame: pd.DataFrame) -> None:
+        """Add the bars of ``frame``, replacing stored bars of its dates."""
 
 
 def empty_frame() -> pd.DataFrame:
@@ -116,6 +123,17 @@ class ParquetHistory:
             os.replace(temporary, self.path)
         finally:
             Path(temporary).unlink(missing_ok=True)
+
+    def last_date(self) -> datetime.date | None:
+        """The newest date in the file (reads the whole file)."""
+        frame = self.read()
+        return None if frame.empty else pd.Timestamp(frame.index.max()).date()
+
+    def append(self, frame: pd.DataFrame) -> None:
+        """Rewrite the file with the bars of ``frame`` added (dates replaced)."""
+        stored = self.read()
+        kept = stored[~stored.index.isin(frame.index)]
+        self.write(pd.concat([kept, as_standard_frame(frame)]).sort_index())
 
 
 class SqlHistory:
@@ -176,7 +194,9 @@ class SqlHistory:
             SignalStoreError: The database refused the write; nothing of it
                 was stored.
         """
-        rows = self._changed_rows(frame)
+        self._upsert_rows(self._changed_rows(frame))
+
+    def _upsert_rows(self, rows: list[dict[str, Any]]) -> None:
         if not rows:
             return
         try:
@@ -190,6 +210,46 @@ class SqlHistory:
             ) from exc
         self._stored = None
         logger.info("Wrote %d new or changed bars to %s", len(rows), self.name)
+
+    def last_date(self) -> datetime.date | None:
+        """``max(date)`` of the ticker's rows: one indexed lookup.
+
+        An empty table first takes over the earlier parquet history, if any.
+
+        Raises:
+            SignalStoreError: The database cannot be read.
+        """
+        query = sa.select(sa.func.max(prices_table.c.date)).where(
+            prices_table.c.ticker == self.ticker
+        )
+        try:
+            with self.engine.connect() as connection:
+                newest = connection.execute(query).scalar_one()
+        except SQLAlchemyError as exc:
+            raise SignalStoreError(f"cannot read {self.name}: {exc}") from exc
+        if newest is None and self.legacy is not None and self.legacy.exists():
+            self.write(self._legacy_history())
+            return self.last_date() if self._has_rows() else None
+        return _as_date(newest)
+
+    def append(self, frame: pd.DataFrame) -> None:
+        """Upsert the bars of ``frame`` in one transaction (nothing is read).
+
+        Raises:
+            SignalStoreError: The database refused the write; nothing of it
+                was stored.
+        """
+        bars = as_standard_frame(frame)
+        rows = [
+            {"ticker": self.ticker, "date": _date(day), **_values(row)}
+            for day, row in zip(bars.index, bars.to_dict("records"), strict=True)
+        ]
+        self._upsert_rows(rows)
+
+    def _has_rows(self) -> bool:
+        query = sa.select(sa.func.count()).where(prices_table.c.ticker == self.ticker)
+        with self.engine.connect() as connection:
+            return bool(connection.execute(query).scalar_one())
 
     def _legacy_history(self) -> pd.DataFrame:
         if self.legacy is None or not self.legacy.exists():
@@ -233,6 +293,16 @@ class SqlHistory:
 
 def _date(day: pd.Timestamp) -> datetime.date:
     return pd.Timestamp(day).date()
+
+
+def _as_date(value: object) -> datetime.date | None:
+    if value is None:
+        return None
+    if isinstance(value, datetime.datetime):
+        return value.date()
+    if isinstance(value, datetime.date):
+        return value
+    return datetime.date.fromisoformat(str(value)[:10])
 
 
 def _values(row: Mapping[Any, Any]) -> dict[str, float | None]:

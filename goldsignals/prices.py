@@ -357,20 +357,8 @@ def load_prices(
 ) -> LoadedPrices:
     """Update the stored history from the price source and return it.
 
-    ``csv`` merges ``price_csv`` into the history. ``yfinance`` asks the
-    fetcher only for the days after the newest stored price (from
-    ``history_start`` when the history is empty) through the last closed
-    session (:func:`last_closed_session`). Bars dated later (a session still
-    open) and rows without prices are held back, never stored.
-
-    A failed download is tried ``retries`` more times, waiting
-    ``backoff_seconds``, doubled at each retry (2, 4, 8 s by default); so is an
-    empty answer for more than LONGEST_CLOSURE_WEEKDAYS weekdays, which no
-    holiday explains. When every attempt fails, the run continues from the
-    stored history (stale), or seeds an empty history from ``seed_csv``, only
-    if its newest price is at most ``max_age_days`` calendar days older than
-    today's exchange date. A run that fails stores nothing; the history never
-    shrinks.
+    :func:`update_prices` brings the history up to date (see there); then the
+    whole history is read back.
 
     Args:
         ticker: Yahoo ticker, e.g. ``GC=F``.
@@ -401,12 +389,80 @@ def load_prices(
             the stored history is left as it was.
     """
     store = as_history(history)
-    stored = read_history(store)
-    logger.info("Read stored history %s: %s", store.name, describe_span(stored))
+    update = update_prices(
+        ticker=ticker,
+        source=source,
+        history=store,
+        price_csv=price_csv,
+        seed_csv=seed_csv,
+        history_start=history_start,
+        now=now,
+        fetcher=fetcher,
+        retries=retries,
+        backoff_seconds=backoff_seconds,
+        max_age_days=max_age_days,
+        sleep=sleep,
+    )
+    prices = read_history(store)
+    logger.info("Read stored history %s: %s", store.name, describe_span(prices))
+    return LoadedPrices(
+        prices, update.source, _last_date(prices), update.stale, update.fetched_rows
+    )
 
+
+@dataclass(frozen=True)
+class PriceUpdate:
+    """What :func:`update_prices` did (the prices stay in the store).
+
+    Attributes:
+        source: As in LoadedPrices.
+        stale: True when Yahoo could not be reached and older prices are used.
+        fetched_rows: Rows obtained from the source in this run.
+    """
+
+    source: str
+    stale: bool
+    fetched_rows: int
+
+
+def update_prices(
+    *,
+    ticker: str,
+    source: Literal["yfinance", "csv"],
+    history: PriceHistory | Path,
+    price_csv: Path | None = None,
+    seed_csv: Path | None = None,
+    history_start: datetime.date,
+    now: datetime.datetime | None = None,
+    fetcher: Fetcher = fetch_yahoo,
+    retries: int = 3,
+    backoff_seconds: float = 2.0,
+    max_age_days: int = 7,
+    sleep: Callable[[float], None] = time.sleep,
+) -> PriceUpdate:
+    """Bring the stored history up to date from the price source.
+
+    ``csv`` merges ``price_csv`` into the history. ``yfinance`` asks the
+    fetcher only for the days after the newest stored price (from
+    ``history_start`` when the history is empty) through the last closed
+    session (:func:`last_closed_session`). Bars dated later (a session still
+    open) and rows without prices are held back, never stored. On that daily
+    path only the newest stored date is looked up and only the new bars are
+    checked and written, so its cost does not grow with the stored history.
+
+    A failed download is tried ``retries`` more times, waiting
+    ``backoff_seconds``, doubled at each retry (2, 4, 8 s by default); so is an
+    empty answer for more than LONGEST_CLOSURE_WEEKDAYS weekdays, which no
+    holiday explains. When every attempt fails, the run continues from the
+    stored history (stale), or seeds an empty history from ``seed_csv``, only
+    if its newest price is at most ``max_age_days`` calendar days older than
+    today's exchange date. A run that fails stores nothing; the history never
+    shrinks. Arguments and errors as for :func:`load_prices`.
+    """
+    store = as_history(history)
+    clock = now or datetime.datetime.now(datetime.UTC)
     if source == "csv":
-        session = last_closed_session(now or datetime.datetime.now(datetime.UTC))
-        return _load_from_csv(stored, price_csv, store, session)
+        return _load_from_csv(store, price_csv, last_closed_session(clock))
     if source != "yfinance":
         raise PriceDataError(
             f"price source {source!r} is unknown; set GOLDSIGNALS_PRICE_SOURCE to "
@@ -418,18 +474,35 @@ def load_prices(
         seed_csv=seed_csv,
         history_start=history_start,
         fetcher=fetcher,
-        now=now or datetime.datetime.now(datetime.UTC),
+        now=clock,
         retries=retries,
         backoff_seconds=backoff_seconds,
         max_age_days=max_age_days,
         sleep=sleep,
     )
-    return plan.load(stored)
+    return plan.update()
+
+
+def append_checked(history: PriceHistory, new: pd.DataFrame, origin: str) -> None:
+    """Store new bars only if they pass the price schema (nothing else is read).
+
+    Raises:
+        PriceValidationError: Naming ``origin``; the stored history is left
+            as it was.
+    """
+    try:
+        check_prices(new)
+    except PriceValidationError as exc:
+        raise PriceValidationError(
+            f"{origin} was not added to the price history {history.name}: {exc}"
+        ) from exc
+    history.append(new)
+    logger.info("Stored %s in %s", describe_span(new), history.name)
 
 
 @dataclass(frozen=True, kw_only=True)
 class _YahooPlan:
-    """What load_prices needs to update a history from Yahoo Finance."""
+    """What update_prices needs to update a history from Yahoo Finance."""
 
     ticker: str
     history: PriceHistory
@@ -442,9 +515,10 @@ class _YahooPlan:
     max_age_days: int
     sleep: Callable[[float], None]
 
-    def load(self, stored: pd.DataFrame) -> LoadedPrices:
+    def update(self) -> PriceUpdate:
         """Fetch the missing days, falling back to the history or the seed."""
-        start = self._first_missing_day(stored)
+        last = self.history.last_date()
+        start = self.history_start if last is None else last + datetime.timedelta(1)
         session = last_closed_session(self.now)
         if start > session:
             logger.info(
@@ -452,18 +526,13 @@ class _YahooPlan:
                 self.ticker,
                 session.isoformat(),
             )
-            return self._result(stored, "history", stale=False, fetched_rows=0)
+            return PriceUpdate("history", stale=False, fetched_rows=0)
 
         try:
             new = self._fetch_with_retries(start, session)
         except PriceSourceUnavailableError as exc:
-            return self._fall_back(stored, exc)
-        return self._from_fetch(stored, new, start, session)
-
-    def _first_missing_day(self, stored: pd.DataFrame) -> datetime.date:
-        if _blank_rows(stored).all():
-            return self.history_start
-        return _last_date(stored) + datetime.timedelta(days=1)
+            return self._fall_back(exc)
+        return self._from_fetch(new, start, session, last)
 
     def _fetch_with_retries(
         self, start: datetime.date, session: datetime.date
@@ -511,35 +580,36 @@ class _YahooPlan:
 
     def _from_fetch(
         self,
-        stored: pd.DataFrame,
         new: pd.DataFrame,
         start: datetime.date,
         session: datetime.date,
-    ) -> LoadedPrices:
+        last: datetime.date | None,
+    ) -> PriceUpdate:
+        if new.empty and last is None:
+            reason = f"Yahoo Finance has no prices of {self.ticker}"
+            return self._seed(f"{reason} since {self.history_start}", cause=None)
         if new.empty:
             logger.info(
                 "No new bars of %s since %s through %s: market holiday or weekend; "
-                "the history holds %s",
+                "the history ends %s",
                 self.ticker,
                 start.isoformat(),
                 session.isoformat(),
-                describe_span(stored),
+                last,
             )
-            return self._result(stored, "yahoo", stale=False, fetched_rows=0)
+            return PriceUpdate("yahoo", stale=False, fetched_rows=0)
 
         logger.info("Fetched %s of %s", describe_span(new), self.ticker)
-        merged = merge_history(stored, new)
-        origin = f"the Yahoo download of {self.ticker}"
-        store_checked(self.history, merged, origin)
-        return self._result(merged, "yahoo", stale=False, fetched_rows=len(new))
+        bars = merge_history(empty_prices(), new)
+        append_checked(self.history, bars, f"the Yahoo download of {self.ticker}")
+        return PriceUpdate("yahoo", stale=False, fetched_rows=len(new))
 
-    def _fall_back(
-        self, stored: pd.DataFrame, exc: PriceSourceUnavailableError
-    ) -> LoadedPrices:
+    def _fall_back(self, exc: PriceSourceUnavailableError) -> PriceUpdate:
         reason = (
             f"Yahoo Finance cannot be reached for {self.ticker} after "
             f"{self.retries + 1} attempts ({_first_line(exc)})"
         )
+        stored = read_history(self.history)
         if _blank_rows(stored).all():
             return self._seed(reason, cause=exc)
 
@@ -561,7 +631,7 @@ class _YahooPlan:
             _last_date(filled).isoformat(),
             age,
         )
-        return self._result(filled, "history", stale=True, fetched_rows=0)
+        return PriceUpdate("history", stale=True, fetched_rows=0)
 
     def _with_seed_gaps(self, stored: pd.DataFrame) -> pd.DataFrame:
         """Add the seed file's dates that the history lacks (stored rows win)."""
@@ -588,7 +658,7 @@ class _YahooPlan:
             "to run on old prices (for example on an offline machine)"
         ) from cause
 
-    def _seed(self, reason: str, cause: Exception | None) -> LoadedPrices:
+    def _seed(self, reason: str, cause: Exception | None) -> PriceUpdate:
         if self.seed_csv is None:
             raise PriceSourceUnavailableError(
                 f"no prices of {self.ticker}: {reason} and the stored history "
@@ -624,23 +694,12 @@ class _YahooPlan:
             age,
         )
         store_checked(self.history, seeded, f"seed file {self.seed_csv}")
-        return self._result(seeded, "seed_csv", stale=True, fetched_rows=len(seeded))
-
-    def _result(
-        self, prices: pd.DataFrame, source: str, *, stale: bool, fetched_rows: int
-    ) -> LoadedPrices:
-        if _blank_rows(prices).all():
-            reason = f"Yahoo Finance has no prices of {self.ticker}"
-            return self._seed(f"{reason} since {self.history_start}", cause=None)
-        return LoadedPrices(prices, source, _last_date(prices), stale, fetched_rows)
+        return PriceUpdate("seed_csv", stale=True, fetched_rows=len(seeded))
 
 
 def _load_from_csv(
-    stored: pd.DataFrame,
-    price_csv: Path | None,
-    history: PriceHistory,
-    session: datetime.date,
-) -> LoadedPrices:
+    history: PriceHistory, price_csv: Path | None, session: datetime.date
+) -> PriceUpdate:
     """Merge a price file into the history, as the Yahoo path merges a download.
 
     Bars dated after ``session`` (the last closed session) are held back and
@@ -654,9 +713,9 @@ def _load_from_csv(
         )
 
     new = _complete_bars(read_price_csv(price_csv), session)
-    merged = merge_history(stored, new)
+    merged = merge_history(read_history(history), new)
     store_checked(history, merged, f"price file {price_csv}")
-    return LoadedPrices(merged, "csv", _last_date(merged), False, len(new))
+    return PriceUpdate("csv", stale=False, fetched_rows=len(new))
 
 
 def _flatten_columns(raw: pd.DataFrame) -> pd.DataFrame:

@@ -60,6 +60,8 @@ SOCKET_NAME = "step-server.sock"
 MAX_REQUEST_BYTES = 4 * 1024 * 1024
 REQUEST_SECONDS = 10.0
 """How long a child waits for the whole request line."""
+REAP_SECONDS = 0.2
+"""The accept loop wakes this often to collect finished children."""
 MAX_UNIX_PATH = 100
 """Longer socket paths are reached through ``/proc/self/fd`` (AF_UNIX: 108)."""
 
@@ -419,7 +421,7 @@ class StepServer:
         finally:
             os.umask(old_mask)
         listener.listen(16)
-        listener.settimeout(1.0)
+        listener.settimeout(REAP_SECONDS)
         os.replace(binding, self.path)
         return listener
 
