@@ -197,7 +197,7 @@ def targets(rows: Sequence[Row]) -> list[Target]:
         note = (
             f"worst {worst[0]}; median over {len(overheads)} tasks {middle:.1f} s; "
             "the first run after `airflow start` is left out (its first task "
-            "loads the DAG bundle: see the task table)"
+            "waits longer for its step process: see the task table)"
         )
         result.append(
             Target("per-task overhead", "< 3 s", worst[1], worst[1] < 3, note)
