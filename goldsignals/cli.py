@@ -195,11 +195,17 @@ def compile_dags(
 
 
 def _compile(settings: Settings, names: tuple[str, ...]) -> None:
+    from goldsignals.airflow_runs import refuse_while_running
     from zenml_pipelines.airflow_dags import (
         compile_pipeline,
         load_dags_config,
         remove_stale_dags,
     )
+
+    config = load_dags_config()
+    airflow = _airflow_host(settings)
+    dag_ids = [config.pipelines[name].dag_id for name in names]
+    refuse_while_running(airflow.base_url, airflow.passwords_file, dag_ids)
 
     # Settings from .env or deployment.env reach the steps only through the DAG.
     for key, value in (
@@ -208,7 +214,6 @@ def _compile(settings: Settings, names: tuple[str, ...]) -> None:
     ):
         if value:
             os.environ[key] = value
-    config = load_dags_config()
     for name in names:
         dag_id = compile_pipeline(name, config)
         print(f"compiled {name} -> {settings.dags_dir / (dag_id + '.zip')}")

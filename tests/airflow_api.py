@@ -23,7 +23,8 @@ def call(
     data = None if body is None else json.dumps(body).encode()
     request = urllib.request.Request(url, data=data, headers=headers, method=method)
     with urllib.request.urlopen(request, timeout=30) as response:
-        return json.loads(response.read())
+        payload = response.read()
+    return json.loads(payload) if payload else None
 
 
 def admin_password(airflow_home: Path) -> str:

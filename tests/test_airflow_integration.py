@@ -162,6 +162,36 @@ def test_triggered_inference_writes_signals(
     print(f"gold_inference trigger to success: {elapsed:.1f} s")
 
 
+def test_recompile_is_refused_while_a_run_is_in_flight(
+    airflow_env: dict[str, str], running: str
+) -> None:
+    token = airflow_api.login(running, Path(airflow_env["AIRFLOW_HOME"]))
+    airflow_api.wait_for_dags(running, token, DAG_IDS)
+    dag_file = Path(airflow_env["GOLDSIGNALS_AIRFLOW_DAGS_DIR"]) / "gold_training.zip"
+    before = dag_file.read_bytes()
+    # gold_training is paused (see `trained`): a triggered run stays queued.
+    run_id = airflow_api.trigger(running, token, "gold_training")
+    url = f"{running}/api/v2/dags/gold_training/dagRuns/{run_id}"
+
+    try:
+        refused = run(
+            airflow_env, str(BIN / "goldsignals"), "compile", "training", check=False
+        )
+    finally:
+        airflow_api.call(url, token, method="DELETE")
+    after_refusal = dag_file.read_bytes()
+    again = run(airflow_env, str(BIN / "goldsignals"), "compile", "training")
+
+    assert refused.returncode == 2
+    last_line = refused.stderr.strip().splitlines()[-1]
+    assert last_line.startswith("error: not recompiling: gold_training")
+    assert run_id in last_line
+    assert "(queued)" in last_line
+    assert after_refusal == before
+    assert "compiled training" in again.stdout
+    assert dag_file.read_bytes() != before
+
+
 def test_scheduled_steps_fork_from_the_step_server(
     airflow_env: dict[str, str], running: str
 ) -> None:
