@@ -412,8 +412,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BenchError as exc:
         sys.stderr.write(f"error: {exc}\n")
         return 2
+    out = (args.out or default_out()).resolve()
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / f".write-test-{stamp}"
+        probe.mkdir()
+        probe.rmdir()
+    except OSError as exc:
+        sys.stderr.write(
+            f"error: --out {out}: cannot write there ({exc.strerror}); give a "
+            "folder you can write to, or leave --out out for .goldsignals/bench\n"
+        )
+        return 2
     workspace = Workspace(
-        out=(args.out or default_out()).resolve(),
+        out=out,
         stamp=stamp,
         source=source,
         keep_state=args.keep_state,

@@ -392,6 +392,7 @@ def signals(
     from goldsignals.signal_store import (
         create_signal_engine,
         read_latest_signals,
+        redacted_url,
         track_record,
     )
 
@@ -399,8 +400,17 @@ def signals(
     frame = read_latest_signals(engine, ticker=ticker, limit=limit)
     record = track_record(engine, ticker=ticker)
     engine.dispose()
+    if frame.empty and ticker is not None:
+        print(
+            f"No signals for ticker {ticker!r} in {redacted_url(settings.signals_url)}"
+            "; leave out --ticker to see every ticker's"
+        )
+        return
     if frame.empty:
-        print("No signals yet: run `goldsignals run all` (or `make run`).")
+        print(
+            "No signals yet: run `goldsignals run all` (or `make run`), or, on "
+            "the Airflow stack, trigger gold_inference"
+        )
         return
     columns = list(SIGNAL_COLUMNS) + (list(LINEAGE_COLUMNS) if lineage else [])
     frame = frame[columns]
@@ -740,8 +750,17 @@ def settings_problems(exc: ValidationError) -> str:
     for error in exc.errors():
         name = ".".join(str(part) for part in error["loc"]) or "settings"
         message = str(error["msg"]).removeprefix("Value error, ")
-        problems.append(f"GOLDSIGNALS_{name.upper()}: {message}")
-    return "; ".join(problems)
+        given = error.get("input")
+        shown = (
+            ""
+            if "password" in name or isinstance(given, dict) or given is None
+            else f"={given!r}"
+        )
+        problems.append(f"GOLDSIGNALS_{name.upper()}{shown}: {message}")
+    return (
+        "; ".join(problems) + " (fix or unset it in the environment or .env; "
+        "the README's Settings table lists each setting)"
+    )
 
 
 def one_line(message: str) -> str:

@@ -52,6 +52,8 @@ class Settings(BaseSettings):
             ``price_source`` is ``csv``.
         seed_csv: A price file that seeds an empty history when Yahoo cannot
             be reached (for example ``../shared/data/gold_futures_daily.csv``).
+        seed_ticker: The ticker whose prices ``seed_csv`` holds; it seeds no
+            other ticker's history.
         history_start: First date asked of Yahoo for an empty history.
         signals_db_url: SQLAlchemy URL of the signals database.
         mlflow_tracking_uri: MLflow tracking URI (SQLite file or server URL).
@@ -78,6 +80,7 @@ class Settings(BaseSettings):
     price_source: Literal["yfinance", "csv"] = "yfinance"
     price_csv: Path | None = None
     seed_csv: Path | None = None
+    seed_ticker: str = "GC=F"
     history_start: str = "2000-01-01"
     signals_db_url: str | None = None
     mlflow_tracking_uri: str | None = None

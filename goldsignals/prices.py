@@ -56,6 +56,8 @@ _DATE_HEADERS = frozenset({"date", "datetime"})
 _ENV_HINT = "check the path (GOLDSIGNALS_PRICE_CSV or GOLDSIGNALS_SEED_CSV)"
 _LISTED = 5
 
+DEFAULT_SEED_TICKER = "GC=F"
+"""The ticker of the shared seed file (gold futures)."""
 EXCHANGE_TIMEZONE = zoneinfo.ZoneInfo("America/New_York")
 """Timezone of the exchange dates (COMEX, where ``GC=F`` trades)."""
 SESSION_CLOSE = datetime.time(17, 0)
@@ -347,6 +349,7 @@ def load_prices(
     history: PriceHistory | Path,
     price_csv: Path | None = None,
     seed_csv: Path | None = None,
+    seed_ticker: str = DEFAULT_SEED_TICKER,
     history_start: datetime.date,
     now: datetime.datetime | None = None,
     fetcher: Fetcher = fetch_yahoo,
@@ -366,6 +369,8 @@ def load_prices(
         history: The stored history of ``ticker`` (a path: a parquet file).
         price_csv: The price file read when ``source`` is ``"csv"``.
         seed_csv: A price file that seeds an empty history if Yahoo fails.
+        seed_ticker: The ticker whose prices ``seed_csv`` holds; the file
+            seeds and fills only that ticker's history.
         history_start: First date asked of Yahoo for an empty history.
         now: The current time, timezone-aware (default: this machine's clock).
         fetcher: Downloads ``(ticker, start, end exclusive)`` as a standard
@@ -395,6 +400,7 @@ def load_prices(
         history=store,
         price_csv=price_csv,
         seed_csv=seed_csv,
+        seed_ticker=seed_ticker,
         history_start=history_start,
         now=now,
         fetcher=fetcher,
@@ -432,6 +438,7 @@ def update_prices(
     history: PriceHistory | Path,
     price_csv: Path | None = None,
     seed_csv: Path | None = None,
+    seed_ticker: str = DEFAULT_SEED_TICKER,
     history_start: datetime.date,
     now: datetime.datetime | None = None,
     fetcher: Fetcher = fetch_yahoo,
@@ -472,6 +479,7 @@ def update_prices(
         ticker=ticker,
         history=store,
         seed_csv=seed_csv,
+        seed_ticker=seed_ticker,
         history_start=history_start,
         fetcher=fetcher,
         now=clock,
@@ -507,6 +515,7 @@ class _YahooPlan:
     ticker: str
     history: PriceHistory
     seed_csv: Path | None
+    seed_ticker: str
     history_start: datetime.date
     fetcher: Fetcher
     now: datetime.datetime
@@ -635,7 +644,12 @@ class _YahooPlan:
 
     def _with_seed_gaps(self, stored: pd.DataFrame) -> pd.DataFrame:
         """Add the seed file's dates that the history lacks (stored rows win)."""
-        if self.seed_csv is None or not self.seed_csv.is_file():
+        seeds_this_ticker = self.ticker == self.seed_ticker
+        if (
+            self.seed_csv is None
+            or not seeds_this_ticker
+            or not self.seed_csv.is_file()
+        ):
             return stored
         return merge_history(read_price_csv(self.seed_csv), stored)
 
@@ -659,6 +673,15 @@ class _YahooPlan:
         ) from cause
 
     def _seed(self, reason: str, cause: Exception | None) -> PriceUpdate:
+        if self.seed_csv is not None and self.ticker != self.seed_ticker:
+            raise PriceSourceUnavailableError(
+                f"no prices of {self.ticker}: {reason} and the stored history "
+                f"{self.history.name} is empty; the seed file holds "
+                f"{self.seed_ticker} prices (GOLDSIGNALS_SEED_TICKER), not "
+                f"{self.ticker}'s. Give {self.ticker} prices with "
+                "GOLDSIGNALS_PRICE_SOURCE=csv and GOLDSIGNALS_PRICE_CSV, or set "
+                f"GOLDSIGNALS_SEED_TICKER={self.ticker} if the seed file is one"
+            ) from cause
         if self.seed_csv is None:
             raise PriceSourceUnavailableError(
                 f"no prices of {self.ticker}: {reason} and the stored history "

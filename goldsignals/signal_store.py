@@ -8,6 +8,7 @@ unique key, so writing the same day again replaces rows and never duplicates.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -19,7 +20,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.exc import NoSuchModuleError, SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
 
 from goldsignals.errors import SignalStoreError
 
@@ -67,7 +68,22 @@ signals_table = sa.Table(
 
 def redacted_url(url: str) -> str:
     """Return ``url`` with any password hidden, for messages and logs."""
-    return make_url(url).render_as_string(hide_password=True)
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return re.sub(r":[^:/@]*@", ":***@", url)
+
+
+def parse_database_url(url: str) -> sa.URL:
+    """Parse ``url``; raise SignalStoreError naming it when it is no database URL."""
+    try:
+        return make_url(url)
+    except ArgumentError as exc:
+        raise SignalStoreError(
+            f"signals database URL {redacted_url(url)!r} is not a database URL; "
+            "set GOLDSIGNALS_SIGNALS_DB_URL to a sqlite:////path/signals.db or "
+            "postgresql+psycopg2://user@host:port/database URL, or unset it"
+        ) from exc
 
 
 def _alembic_config(connection: sa.Connection) -> Any:
@@ -118,7 +134,7 @@ def create_signal_engine(url: str) -> Engine:
         SignalStoreError: If the database cannot be reached; the message
             names host and database but never the password.
     """
-    parsed = make_url(url)
+    parsed = parse_database_url(url)
     if parsed.get_backend_name() == "sqlite" and parsed.database:
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
 

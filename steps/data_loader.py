@@ -61,6 +61,7 @@ def _load(settings: Settings, history: SqlHistory) -> LoadedPrices:
         history=history,
         price_csv=settings.price_csv,
         seed_csv=settings.seed_csv,
+        seed_ticker=settings.seed_ticker,
         history_start=dt.date.fromisoformat(settings.history_start),
         fetcher=yahoo_fetcher(
             timeout=settings.yahoo_timeout_seconds,

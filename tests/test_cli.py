@@ -121,3 +121,28 @@ def test_run_failing_step_ends_with_step_error(tmp_path: Path) -> None:
     with sqlite3.connect(tmp_path / "data" / "signals.db") as connection:
         stored = connection.execute("SELECT count(*) FROM prices").fetchone()
     assert stored == (0,)
+
+
+def test_unparsable_signals_url_is_one_error_line(tmp_path: Path) -> None:
+    url = "nonsense:secret@nowhere"
+
+    result = _goldsignals(
+        tmp_path, "signals", extra={"GOLDSIGNALS_SIGNALS_DB_URL": url}
+    )
+
+    assert result.returncode == 2
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: signals database URL 'nonsense:***@nowhere'")
+    assert "secret" not in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_bad_setting_names_its_value_and_what_to_do(tmp_path: Path) -> None:
+    result = _goldsignals(
+        tmp_path, "signals", extra={"GOLDSIGNALS_POSTGRES_PORT": "abc"}
+    )
+
+    assert result.returncode == 2
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: GOLDSIGNALS_POSTGRES_PORT='abc':")
+    assert "fix or unset it" in last

@@ -88,8 +88,8 @@ def _evening(day: datetime.date) -> datetime.datetime:
 
 def _load(history: Path, fetcher: prices.Fetcher, **options: Any) -> Any:
     options.setdefault("sleep", lambda seconds: None)
+    options.setdefault("ticker", "GC=F")
     return load_prices(
-        ticker="GC=F",
         source="yfinance",
         history=history,
         history_start=START,
@@ -638,6 +638,26 @@ def test_load_prices_empty_history_unreachable_without_seed_raises(
             tmp_path / "GC_F.parquet", fetcher, now=_evening(datetime.date(2024, 1, 9))
         )
     assert not (tmp_path / "GC_F.parquet").exists()
+
+
+def test_seed_file_of_gold_never_seeds_another_ticker(
+    tmp_path: Path, shared_data: Path
+) -> None:
+    history = tmp_path / "SI_F.parquet"
+    fetcher = _unreachable_fetcher([])
+
+    with pytest.raises(
+        PriceSourceUnavailableError,
+        match=r"no prices of SI=F.*holds GC=F prices.*GOLDSIGNALS_SEED_TICKER",
+    ):
+        _load(
+            history,
+            fetcher,
+            ticker="SI=F",
+            seed_csv=shared_data / MAIN_FILE,
+            now=_evening(datetime.date(2026, 8, 10)),
+        )
+    assert not history.exists()
 
 
 def test_load_prices_missing_seed_file_names_setting(tmp_path: Path) -> None:
