@@ -149,7 +149,7 @@ lock-zenml-server: ## Re-resolve constraints-zenml-server.txt (needs the registr
 
 clean: down ## Stop the services; remove all local state and the compiled DAGs
 	rm -rf "$(GOLDSIGNALS_HOME)" .pytest_cache .mypy_cache .ruff_cache
-	rm -f dags/*.zip
+	rm -f dags/*.zip dags/.*.fingerprint
 
 distclean: clean ## Also remove the virtual environments
 	rm -rf "$(VENV)" "$(CURDIR)/.venv-zenml-server"

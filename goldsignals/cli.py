@@ -177,8 +177,16 @@ def compile_dags(
         str,
         typer.Argument(help="feature-engineering, training, inference or all."),
     ] = "all",
+    force: Annotated[
+        bool, typer.Option(help="Compile even a DAG whose inputs are unchanged.")
+    ] = False,
 ) -> None:
-    """Compile pipelines into Airflow DAG files (needs an Airflow stack)."""
+    """Compile pipelines into Airflow DAG files (needs an Airflow stack).
+
+    A DAG whose inputs (code, configuration, environment, stack) are unchanged
+    since its last compile is kept as it is. A DAG to be rewritten while it has
+    a queued or running run in Airflow is refused (nothing is rewritten).
+    """
     names = _pipeline_names(pipeline)
     settings = _settings()
     _hand_logging_to_zenml()
@@ -191,22 +199,22 @@ def compile_dags(
             "orchestrator; register an Airflow stack first: goldsignals stack "
             "--config stack_configs/airflow_local.yaml"
         )
-    _compile(settings, names)
+    _compile(settings, names, force=force)
 
 
-def _compile(settings: Settings, names: tuple[str, ...]) -> None:
+def _compile(
+    settings: Settings, names: tuple[str, ...], *, force: bool = False
+) -> None:
     from goldsignals.airflow_runs import refuse_while_running
     from zenml_pipelines.airflow_dags import (
+        compile_fingerprint,
         compile_pipeline,
+        fingerprint_path,
         load_dags_config,
         remove_stale_dags,
     )
 
     config = load_dags_config()
-    airflow = _airflow_host(settings)
-    dag_ids = [config.pipelines[name].dag_id for name in names]
-    refuse_while_running(airflow.base_url, airflow.passwords_file, dag_ids)
-
     # Settings from .env or deployment.env reach the steps only through the DAG.
     for key, value in (
         ("GOLDSIGNALS_SIGNALS_DB_URL", settings.signals_db_url),
@@ -214,8 +222,25 @@ def _compile(settings: Settings, names: tuple[str, ...]) -> None:
     ):
         if value:
             os.environ[key] = value
+    changed = []
     for name in names:
-        dag_id = compile_pipeline(name, config)
+        dag_id = config.pipelines[name].dag_id
+        dag_file = settings.dags_dir / f"{dag_id}.zip"
+        mark = fingerprint_path(settings.dags_dir, dag_id)
+        fingerprint = compile_fingerprint(name, config)
+        kept = dag_file.is_file() and mark.is_file()
+        if not force and kept and mark.read_text() == fingerprint:
+            print(f"unchanged DAG {dag_id} ({dag_file})")
+            continue
+        changed.append((name, dag_id, mark, fingerprint))
+    airflow = _airflow_host(settings)
+    busy = [dag_id for _, dag_id, _, _ in changed]
+    refuse_while_running(airflow.base_url, airflow.passwords_file, busy)
+
+    for name, dag_id, mark, fingerprint in changed:
+        mark.unlink(missing_ok=True)
+        compile_pipeline(name, config)
+        mark.write_text(fingerprint)
         print(f"compiled {name} -> {settings.dags_dir / (dag_id + '.zip')}")
     keep = {spec.dag_id for spec in config.pipelines.values()}
     for path in remove_stale_dags(settings.dags_dir, keep):

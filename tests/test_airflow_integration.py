@@ -173,15 +173,18 @@ def test_recompile_is_refused_while_a_run_is_in_flight(
     run_id = airflow_api.trigger(running, token, "gold_training")
     url = f"{running}/api/v2/dags/gold_training/dagRuns/{run_id}"
 
+    goldsignals = str(BIN / "goldsignals")
     try:
+        kept = run(airflow_env, goldsignals, "compile", "training")
         refused = run(
-            airflow_env, str(BIN / "goldsignals"), "compile", "training", check=False
+            airflow_env, goldsignals, "compile", "training", "--force", check=False
         )
     finally:
         airflow_api.call(url, token, method="DELETE")
     after_refusal = dag_file.read_bytes()
-    again = run(airflow_env, str(BIN / "goldsignals"), "compile", "training")
+    again = run(airflow_env, goldsignals, "compile", "training", "--force")
 
+    assert "unchanged DAG gold_training" in kept.stdout
     assert refused.returncode == 2
     last_line = refused.stderr.strip().splitlines()[-1]
     assert last_line.startswith("error: not recompiling: gold_training")

@@ -179,7 +179,10 @@ def test_deploy_stack_twice_gives_the_same_stack(deployed: dict[str, str]) -> No
         assert f"unchanged {kind}" in deployed["second_deploy"]
     assert "unchanged secret goldsignals_mlflow" in deployed["second_deploy"]
     assert "unchanged stack goldsignals_airflow_host" in deployed["second_deploy"]
-    assert deployed["second_deploy"].count("compiled ") == 3
+    assert deployed["first_deploy"].count("compiled ") == 3
+    # Unchanged DAGs are kept: a new snapshot would break a run in flight.
+    assert deployed["second_deploy"].count("unchanged DAG ") == 3
+    assert "compiled " not in deployed["second_deploy"]
 
 
 @pytest.mark.airflow

@@ -9,6 +9,9 @@ a description shown in the web UI, retries and the asset chaining.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import importlib.metadata
+import json
 import logging
 import os
 from pathlib import Path
@@ -18,7 +21,7 @@ import yaml
 from pydantic import BaseModel, Field, ValidationError, field_validator
 from sqlalchemy.engine import make_url
 
-from goldsignals.config import SERVICE_TIMEOUTS
+from goldsignals.config import PROJECT_ROOT, SERVICE_TIMEOUTS
 from goldsignals.errors import GoldSignalsError
 from zenml_pipelines import CONFIG_DIR, PIPELINES, configured_pipeline
 
@@ -216,3 +219,55 @@ def remove_stale_dags(dags_dir: Path, keep: set[str]) -> list[Path]:
         path.unlink()
         logger.info("Removed stale DAG file %s", path)
     return stale
+
+
+FINGERPRINT_SOURCES = ("goldsignals", "steps", "zenml_pipelines", "dags")
+"""Folders whose Python and YAML files go into a DAG, by import or by copy."""
+FINGERPRINT_PACKAGES = ("zenml", "apache-airflow", "mlflow", "scikit-learn")
+
+
+def _source_files() -> list[Path]:
+    files: list[Path] = []
+    for folder in FINGERPRINT_SOURCES:
+        for pattern in ("*.py", "*.yaml", "*.yml"):
+            files += (PROJECT_ROOT / folder).rglob(pattern)
+    return sorted(files)
+
+
+def compile_fingerprint(name: str, config: DagsConfig) -> str:
+    """A digest of everything that goes into pipeline ``name``'s DAG file.
+
+    The project's code and configuration, the DAG settings, the environment
+    baked into the tasks, the active stack and its components as the ZenML
+    store has them, the store itself and the main package versions. Equal
+    digests mean that compiling again would only make a new snapshot of the
+    same thing.
+    """
+    from zenml.client import Client
+
+    client = Client()
+    stack = client.active_stack_model
+    digest = hashlib.sha256()
+    for path in _source_files():
+        digest.update(str(path.relative_to(PROJECT_ROOT)).encode())
+        digest.update(path.read_bytes())
+    facts = {
+        "pipeline": name,
+        "dags": config.model_dump(mode="json"),
+        "environment": step_environment(),
+        "store": client.zen_store.url,
+        "stack": [str(stack.id), str(stack.updated)],
+        "components": sorted(
+            [str(part.id), str(part.updated)]
+            for parts in stack.components.values()
+            for part in parts
+        ),
+        "packages": [importlib.metadata.version(p) for p in FINGERPRINT_PACKAGES],
+    }
+    digest.update(json.dumps(facts, sort_keys=True).encode())
+    return digest.hexdigest()
+
+
+def fingerprint_path(dags_dir: Path, dag_id: str) -> Path:
+    """Where the digest of ``dag_id``'s last compile is kept (Airflow skips it)."""
+    return dags_dir / f".{dag_id}.fingerprint"
