@@ -59,8 +59,9 @@ def test_bad_ticker_setting_is_one_error_line(tmp_path: Path) -> None:
 
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
-        "error: GOLDSIGNALS_TICKER: ticker 'GC/F' is not a Yahoo ticker; use a "
-        "symbol such as 'GC=F' (GOLDSIGNALS_TICKER)"
+        "error: GOLDSIGNALS_TICKER='GC/F': ticker 'GC/F' is not a Yahoo ticker; "
+        "use a symbol such as 'GC=F' (GOLDSIGNALS_TICKER) (fix or unset it in the "
+        "environment or .env; the README's Settings table lists each setting)"
     ]
 
 
