@@ -7,15 +7,22 @@ PYTHON ?= python3
 VENV ?= $(CURDIR)/.venv
 BIN := $(VENV)/bin
 
+# A setting's value in .env, if it has one. The defaults below apply only to
+# settings that neither the environment nor .env gives, as in goldsignals.
+dotenv = $(shell sed -n 's/^$(1)=//p' .env 2>/dev/null | tail -n 1 | tr -d "\"'")
+
 # All local state lives in one ignored folder (ZenML, MLflow, SQLite, logs).
-export GOLDSIGNALS_HOME ?= $(CURDIR)/.goldsignals
+export GOLDSIGNALS_HOME ?= $(or $(call dotenv,GOLDSIGNALS_HOME),$(CURDIR)/.goldsignals)
 # Real gold prices shipped beside the project; seeds the history offline.
 SHARED_DATA ?= $(abspath $(CURDIR)/../shared/data)
 export GOLDSIGNALS_SHARED_DATA := $(SHARED_DATA)
-export GOLDSIGNALS_SEED_CSV ?= $(SHARED_DATA)/gold_futures_daily.csv
+export GOLDSIGNALS_SEED_CSV ?= $(or $(call dotenv,GOLDSIGNALS_SEED_CSV),\
+	$(SHARED_DATA)/gold_futures_daily.csv)
 # Offline machines: Yahoo is unreachable and the shared prices end 2026-08-06,
 # so accept their age (the product's default refuses prices over 7 days old).
-export GOLDSIGNALS_MAX_PRICE_AGE_DAYS ?= 0
+# On a host that reaches Yahoo, set GOLDSIGNALS_MAX_PRICE_AGE_DAYS=7 in .env.
+export GOLDSIGNALS_MAX_PRICE_AGE_DAYS ?= $(or \
+	$(call dotenv,GOLDSIGNALS_MAX_PRICE_AGE_DAYS),0)
 # Offline machines: no telemetry from ZenML or MLflow.
 export ZENML_ANALYTICS_OPT_IN := false
 export MLFLOW_DISABLE_TELEMETRY := true

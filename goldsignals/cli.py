@@ -8,7 +8,6 @@ imported, so that all state stays in the state folder.
 from __future__ import annotations
 
 import logging
-import os
 import sys
 from enum import StrEnum
 from pathlib import Path
@@ -113,16 +112,16 @@ def _ensure_mlflow_experiment(settings: Settings, uri: str) -> None:
     from mlflow.tracking import MlflowClient
 
     from goldsignals.registry import ensure_experiment
+    from zenml_pipelines import experiment_name
 
     if uri.startswith("sqlite:"):
         Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     local = not uri.startswith(("http://", "https://"))
     root = settings.mlflow_artifact_root if local else None
     client = MlflowClient(tracking_uri=uri)
-    experiment_id = ensure_experiment(client, settings.mlflow_experiment, root)
-    print(
-        f"MLflow experiment {settings.mlflow_experiment} (id {experiment_id}) at {uri}"
-    )
+    name = experiment_name()
+    experiment_id = ensure_experiment(client, name, root)
+    print(f"MLflow experiment {name} (id {experiment_id}) at {uri}")
 
 
 def _pipeline_names(pipeline: str) -> tuple[str, ...]:
@@ -212,22 +211,17 @@ def _compile(
         fingerprint_path,
         load_dags_config,
         remove_stale_dags,
+        step_environment,
     )
 
     config = load_dags_config()
-    # Settings from .env or deployment.env reach the steps only through the DAG.
-    for key, value in (
-        ("GOLDSIGNALS_SIGNALS_DB_URL", settings.signals_db_url),
-        ("GOLDSIGNALS_MLFLOW_TRACKING_URI", settings.mlflow_tracking_uri),
-    ):
-        if value:
-            os.environ[key] = value
+    environment = step_environment(settings)
     changed = []
     for name in names:
         dag_id = config.pipelines[name].dag_id
         dag_file = settings.dags_dir / f"{dag_id}.zip"
         mark = fingerprint_path(settings.dags_dir, dag_id)
-        fingerprint = compile_fingerprint(name, config)
+        fingerprint = compile_fingerprint(name, config, environment)
         kept = dag_file.is_file() and mark.is_file()
         if not force and kept and mark.read_text() == fingerprint:
             print(f"unchanged DAG {dag_id} ({dag_file})")
@@ -239,12 +233,18 @@ def _compile(
 
     for name, dag_id, mark, fingerprint in changed:
         mark.unlink(missing_ok=True)
-        compile_pipeline(name, config)
+        compile_pipeline(name, config, environment)
         mark.write_text(fingerprint)
         print(f"compiled {name} -> {settings.dags_dir / (dag_id + '.zip')}")
     keep = {spec.dag_id for spec in config.pipelines.values()}
     for path in remove_stale_dags(settings.dags_dir, keep):
         print(f"removed stale {path}")
+    if settings.max_price_age_days == 0:
+        print(
+            "note: the DAGs accept prices of any age when Yahoo cannot be "
+            "reached (GOLDSIGNALS_MAX_PRICE_AGE_DAYS=0, the Makefile's offline "
+            "default); on a host that reaches Yahoo set it, e.g. to 7, in .env"
+        )
 
 
 @app.command("deploy-stack")
@@ -302,7 +302,7 @@ def deploy_stack(
     _ensure_mlflow_experiment(settings, deployment.tracking_uri)
     path = deploy.write_deployment_file(settings.deployment_file, deployment)
     print(f"deployment settings in {path}")
-    _compile(settings, PIPELINE_ORDER)
+    _compile(_settings(), PIPELINE_ORDER)
     print(f"Done: trigger the DAGs in the Airflow UI at {deployment.airflow_url}")
 
 

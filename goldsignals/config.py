@@ -84,7 +84,6 @@ class Settings(BaseSettings):
     history_start: str = "2000-01-01"
     signals_db_url: str | None = None
     mlflow_tracking_uri: str | None = None
-    mlflow_experiment: str = "goldsignals"
     model_name: str = "gold-direction-classifier"
     stack_config: Path = PROJECT_ROOT / "stack_configs" / "embedded.yaml"
     yahoo_timeout_seconds: float = Field(default=20.0, gt=0)
@@ -195,6 +194,41 @@ class Settings(BaseSettings):
     def artifact_store_path(self) -> Path:
         """Root of ZenML's local artifact store."""
         return self.home / "artifacts"
+
+
+STEP_SETTINGS = (
+    "home",
+    "ticker",
+    "price_source",
+    "price_csv",
+    "seed_csv",
+    "seed_ticker",
+    "history_start",
+    "signals_db_url",
+    "mlflow_tracking_uri",
+    "model_name",
+    "yahoo_timeout_seconds",
+    "yahoo_retries",
+    "yahoo_backoff_seconds",
+    "max_price_age_days",
+)
+"""The settings that pipeline steps read; none of them is a secret."""
+
+
+def step_variables(settings: Settings) -> dict[str, str]:
+    """The step settings as resolved here, as ``GOLDSIGNALS_*`` variables.
+
+    A step started by Airflow runs in a temporary folder where no ``.env``
+    is found, so whatever the environment, ``.env`` and ``deployment.env``
+    said when the DAG was compiled must travel in the DAG. Settings left
+    unset (``None``) are left out.
+    """
+    values = {name: getattr(settings, name) for name in STEP_SETTINGS}
+    return {
+        f"GOLDSIGNALS_{name.upper()}": str(value)
+        for name, value in values.items()
+        if value is not None
+    }
 
 
 def get_settings() -> Settings:

@@ -18,6 +18,19 @@ from tests.helpers import free_port, server_folder
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _outside_the_project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Run every test, and the commands it starts, in an empty folder.
+
+    goldsignals reads ``.env`` from the working folder; a developer's own
+    ``.env`` (passwords, another ticker) must not change what a test sees.
+    """
+    before = Path.cwd()
+    os.chdir(tmp_path_factory.mktemp("cwd"))
+    yield
+    os.chdir(before)
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     """Folder of the real gold price files (``GOLDSIGNALS_SHARED_DATA``).

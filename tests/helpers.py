@@ -33,12 +33,17 @@ def isolated_env(home: Path, **extra: str) -> dict[str, str]:
 
 
 def run(
-    env: dict[str, str], *command: str, check: bool = True, timeout: float = 600
+    env: dict[str, str],
+    *command: str,
+    check: bool = True,
+    timeout: float = 600,
+    cwd: Path | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """Run ``command``; with ``check``, fail the test showing its output."""
     result = subprocess.run(
         list(command),
         env=env,
+        cwd=cwd,
         capture_output=True,
         text=True,
         timeout=timeout,

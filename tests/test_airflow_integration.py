@@ -43,16 +43,28 @@ def airflow_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, 
     home = tmp_path_factory.mktemp("goldsignals_airflow")
     env = isolated_env(
         home,
-        GOLDSIGNALS_PRICE_SOURCE="csv",
-        GOLDSIGNALS_PRICE_CSV=str(real_price_slice(home, ROWS)),
         GOLDSIGNALS_AIRFLOW_DAGS_DIR=str(home / "dags"),
         GOLDSIGNALS_AIRFLOW_PORT=str(free_port()),
         AIRFLOW_HOME=str(home / "airflow"),
         HOME=str(home / "user_home"),
     )
     goldsignals = str(BIN / "goldsignals")
-    _run(env, goldsignals, "stack", "--config", "stack_configs/airflow_local.yaml")
-    _run(env, goldsignals, "compile")
+    _run(
+        env,
+        goldsignals,
+        "stack",
+        "--config",
+        str(ROOT / "stack_configs/airflow_local.yaml"),
+    )
+    # Prices come from a .env file, as a user would set them: the compiled
+    # DAGs must carry them to steps that run where no .env is found.
+    work = home / "work"
+    work.mkdir()
+    (work / ".env").write_text(
+        "GOLDSIGNALS_PRICE_SOURCE=csv\n"
+        f"GOLDSIGNALS_PRICE_CSV={real_price_slice(home, ROWS)}\n"
+    )
+    run(env, goldsignals, "compile", cwd=work)
     _run(env, goldsignals, "airflow", "config")
     _run(env, str(BIN / "airflow"), "db", "migrate")
 
@@ -110,6 +122,8 @@ def test_compiled_dags_carry_state_paths(airflow_env: dict[str, str]) -> None:
     home = airflow_env["GOLDSIGNALS_HOME"]
     assert environment["ZENML_CONFIG_PATH"] == f"{home}/zenml-steps"
     assert environment["GOLDSIGNALS_HOME"] == home
+    assert environment["GOLDSIGNALS_PRICE_SOURCE"] == "csv"
+    assert environment["GOLDSIGNALS_PRICE_CSV"] == f"{home}/prices.csv"
 
 
 def test_compile_writes_one_zip_per_pipeline(airflow_env: dict[str, str]) -> None:
@@ -156,7 +170,8 @@ def test_triggered_inference_writes_signals(
     db = Path(airflow_env["GOLDSIGNALS_HOME"]) / "data" / "signals.db"
     with sqlite3.connect(db) as connection:
         rows = connection.execute("select as_of_date, signal from signals").fetchall()
-    last_date = pd.read_csv(airflow_env["GOLDSIGNALS_PRICE_CSV"])["Date"].iloc[-1]
+    prices = Path(airflow_env["GOLDSIGNALS_HOME"]) / "prices.csv"
+    last_date = pd.read_csv(prices)["Date"].iloc[-1]
     assert [row[0] for row in rows] == [last_date]
     assert ("gold_inference", "completed") in _zenml_runs(airflow_env)
     print(f"gold_inference trigger to success: {elapsed:.1f} s")
@@ -174,15 +189,22 @@ def test_recompile_is_refused_while_a_run_is_in_flight(
     url = f"{running}/api/v2/dags/gold_training/dagRuns/{run_id}"
 
     goldsignals = str(BIN / "goldsignals")
+    work = Path(airflow_env["GOLDSIGNALS_HOME"]) / "work"
     try:
-        kept = run(airflow_env, goldsignals, "compile", "training")
+        kept = run(airflow_env, goldsignals, "compile", "training", cwd=work)
         refused = run(
-            airflow_env, goldsignals, "compile", "training", "--force", check=False
+            airflow_env,
+            goldsignals,
+            "compile",
+            "training",
+            "--force",
+            check=False,
+            cwd=work,
         )
     finally:
         airflow_api.call(url, token, method="DELETE")
     after_refusal = dag_file.read_bytes()
-    again = run(airflow_env, goldsignals, "compile", "training", "--force")
+    again = run(airflow_env, goldsignals, "compile", "training", "--force", cwd=work)
 
     assert "unchanged DAG gold_training" in kept.stdout
     assert refused.returncode == 2

@@ -27,6 +27,7 @@ from goldsignals.config import Settings
 from goldsignals.deploy import DeploymentError, plan_deployment
 from tests import airflow_api
 from tests.helpers import (
+    ROOT,
     free_port,
     goldsignals,
     isolated_env,
@@ -327,7 +328,11 @@ def test_zenml_dashboard_lists_the_runs_airflow_executed(
 @pytest.mark.postgres
 def test_embedded_stack_is_refused_while_deployed(deployed: dict[str, str]) -> None:
     result = goldsignals(
-        deployed, "stack", "--config", "stack_configs/embedded.yaml", check=False
+        deployed,
+        "stack",
+        "--config",
+        str(ROOT / "stack_configs/embedded.yaml"),
+        check=False,
     )
 
     assert result.returncode == 2

@@ -45,6 +45,19 @@ def configured_pipeline(name: str, config: Path | None = None) -> Any:
     return pipeline.with_options(config_path=str(config or config_path(name)))
 
 
+def experiment_name(config: Path | None = None) -> str:
+    """The MLflow experiment the training pipeline logs into.
+
+    It is set once, in the training YAML (``model_evaluator``'s
+    ``experiment_tracker`` settings), which ZenML's tracker reads too.
+    """
+    import yaml
+
+    tree = yaml.safe_load((config or config_path("training")).read_text())
+    evaluator = tree["steps"]["model_evaluator"]
+    return str(evaluator["settings"]["experiment_tracker"]["experiment_name"])
+
+
 def check_prerequisites(name: str) -> None:
     """Fail early, with the fix, when the stack or the input artifacts are missing.
 

@@ -21,7 +21,12 @@ import yaml
 from pydantic import BaseModel, Field, ValidationError, field_validator
 from sqlalchemy.engine import make_url
 
-from goldsignals.config import PROJECT_ROOT, SERVICE_TIMEOUTS
+from goldsignals.config import (
+    PROJECT_ROOT,
+    SERVICE_TIMEOUTS,
+    Settings,
+    step_variables,
+)
 from goldsignals.errors import GoldSignalsError
 from zenml_pipelines import CONFIG_DIR, PIPELINES, configured_pipeline
 
@@ -115,42 +120,30 @@ def _forget_schedule(name: str) -> None:
     logger.debug("Replaced ZenML schedule %s", name)
 
 
-STEP_ENVIRONMENT = (
-    "GOLDSIGNALS_HOME",
-    "GOLDSIGNALS_TICKER",
-    "GOLDSIGNALS_SEED_CSV",
-    "GOLDSIGNALS_MAX_PRICE_AGE_DAYS",
-    "GOLDSIGNALS_YAHOO_RETRIES",
-    "GOLDSIGNALS_YAHOO_BACKOFF_SECONDS",
-    "GOLDSIGNALS_SIGNALS_DB_URL",
-    "GOLDSIGNALS_MLFLOW_TRACKING_URI",
-    "PGPASSFILE",
-    "ZENML_CONFIG_PATH",
-    "ZENML_LOCAL_STORES_PATH",
-)
-"""Variables baked into every task: where the state and the services are
-(paths and password-less URLs, no secrets)."""
+PASSED_ON = ("PGPASSFILE", "ZENML_CONFIG_PATH", "ZENML_LOCAL_STORES_PATH")
+"""Variables of the compiling process passed on to every task (paths only)."""
 
 
-def step_environment() -> dict[str, str]:
+def step_environment(settings: Settings) -> dict[str, str]:
     """Environment each step process gets whatever the Airflow worker has.
 
-    Without ``ZENML_CONFIG_PATH`` a step process would write a second ZenML
-    configuration into the user's home; it gets ``zenml-steps`` in the state
-    folder. Telemetry stays off.
+    Every setting a step reads, as resolved when compiling (environment,
+    ``.env``, ``deployment.env``): a step runs in a temporary folder where
+    no ``.env`` is found. Without ``ZENML_CONFIG_PATH`` a step process would
+    write a second ZenML configuration into the user's home; it gets
+    ``zenml-steps`` in the state folder. Telemetry stays off.
 
     Raises:
         DagsConfigError: If the signals URL carries a password, which would
             be written into the DAG file in plain text.
     """
-    environment = {k: os.environ[k] for k in STEP_ENVIRONMENT if k in os.environ}
-    if "GOLDSIGNALS_HOME" in environment:
-        # Steps get the store from ZenML's own variables in the DAG; a folder
-        # of their own keeps them from rewriting the user's client settings
-        # (a step run after `zenml-server disconnect` would reconnect it).
-        steps = Path(environment["GOLDSIGNALS_HOME"]) / "zenml-steps"
-        environment["ZENML_CONFIG_PATH"] = str(steps)
-    url = environment.get("GOLDSIGNALS_SIGNALS_DB_URL")
+    environment = {k: os.environ[k] for k in PASSED_ON if k in os.environ}
+    environment.update(step_variables(settings))
+    # Steps get the store from ZenML's own variables in the DAG; a folder
+    # of their own keeps them from rewriting the user's client settings
+    # (a step run after `zenml-server disconnect` would reconnect it).
+    environment["ZENML_CONFIG_PATH"] = str(settings.home / "zenml-steps")
+    url = settings.signals_db_url
     if url and make_url(url).password:
         raise DagsConfigError(
             "GOLDSIGNALS_SIGNALS_DB_URL contains a password, which would be "
@@ -166,8 +159,17 @@ def step_environment() -> dict[str, str]:
     }
 
 
-def compile_pipeline(name: str, config: DagsConfig) -> str:
-    """Compile pipeline ``name`` into its DAG zip; returns the DAG id."""
+def compile_pipeline(
+    name: str, config: DagsConfig, environment: dict[str, str]
+) -> str:
+    """Compile pipeline ``name`` into its DAG zip; returns the DAG id.
+
+    Args:
+        name: Command-line name of the pipeline.
+        config: The DAG settings of ``dags.yaml``.
+        environment: Variables every task of the DAG gets
+            (:func:`step_environment`).
+    """
     from zenml.config import DockerSettings, StepRetryConfig
     from zenml.config.schedule import Schedule
     from zenml.integrations.airflow.flavors.airflow_orchestrator_flavor import (
@@ -206,7 +208,7 @@ def compile_pipeline(name: str, config: DagsConfig) -> str:
         schedule=schedule,
         retry=retry,
         settings={"orchestrator": settings, "docker": docker},
-        environment=step_environment(),
+        environment=environment,
     )()
     logger.info("Compiled pipeline %s into DAG %s", name, spec.dag_id)
     return spec.dag_id
@@ -234,7 +236,9 @@ def _source_files() -> list[Path]:
     return sorted(files)
 
 
-def compile_fingerprint(name: str, config: DagsConfig) -> str:
+def compile_fingerprint(
+    name: str, config: DagsConfig, environment: dict[str, str]
+) -> str:
     """A digest of everything that goes into pipeline ``name``'s DAG file.
 
     The project's code and configuration, the DAG settings, the environment
@@ -254,7 +258,7 @@ def compile_fingerprint(name: str, config: DagsConfig) -> str:
     facts = {
         "pipeline": name,
         "dags": config.model_dump(mode="json"),
-        "environment": step_environment(),
+        "environment": environment,
         "store": client.zen_store.url,
         "stack": [str(stack.id), str(stack.updated)],
         "components": sorted(
