@@ -265,8 +265,8 @@ def deploy_stack(
     from goldsignals.signal_store import create_signal_engine
 
     settings = _settings()
-    server = zenml_server.from_settings(settings)
-    deployment = deploy.plan_deployment(settings, zenml_url=server.url)
+    zenml_url = settings.zenml_server_url or zenml_server.from_settings(settings).url
+    deployment = deploy.plan_deployment(settings, zenml_url=zenml_url)
     deploy.check_services(deployment)
     print(f"Postgres: {deployment.signals_db_url}")
     print(f"MLflow server: {deployment.tracking_uri}")
@@ -275,10 +275,13 @@ def deploy_stack(
     create_signal_engine(deployment.signals_db_url).dispose()
     print("signals schema migrated to the newest revision")
 
-    print(f"ZenML server: {server.url}")
+    print(f"ZenML server: {zenml_url}")
     _hand_logging_to_zenml()
-    zenml_server.connect(server)
-    print(f"ZenML client uses the server at {server.url} (dashboard)")
+    if settings.zenml_server_url is None:
+        zenml_server.connect(zenml_server.from_settings(settings))
+    else:
+        zenml_server.require_client_store(zenml_url)
+    print(f"ZenML client uses the server at {zenml_url} (dashboard)")
     from goldsignals.stack import (
         ensure_secret,
         load_stack_spec,

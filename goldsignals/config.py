@@ -65,6 +65,9 @@ class Settings(BaseSettings):
         airflow_step_server: Run the ZenML steps of Airflow tasks in children
             of a warm step server (``goldsignals.step_server``) rather than
             in a fresh interpreter each.
+        zenml_server_url: A ZenML server that goldsignals does not start
+            (the compose file's); unset, ``deploy-stack`` uses the one of
+            ``goldsignals zenml-server start`` on ``zenml_server_port``.
         max_price_age_days: Calendar days the newest stored price may lag
             today's New York date when Yahoo cannot be reached (the stored
             history or the seed file); older prices fail the run. 0 accepts
@@ -99,6 +102,7 @@ class Settings(BaseSettings):
     mlflow_port: int = Field(default=5000, ge=1, le=65535)
     zenml_server_port: int = Field(default=8237, ge=1, le=65535)
     zenml_server_venv: Path = PROJECT_ROOT / ".venv-zenml-server"
+    zenml_server_url: str | None = None
     mlflow_tracking_username: str = "goldsignals"
     mlflow_tracking_password: SecretStr | None = None
     db_user: str = "goldsignals"

@@ -298,6 +298,27 @@ def connect(server: ZenmlServer) -> Path:
     return Path(config.config_directory)
 
 
+def require_client_store(url: str) -> None:
+    """Fail unless this process's ZenML client already uses the server ``url``.
+
+    For a ZenML server that goldsignals does not start (the compose file's,
+    named by ``GOLDSIGNALS_ZENML_SERVER_URL``): the client reaches it through
+    ZenML's own settings (``ZENML_STORE_URL``, or ``zenml login``).
+
+    Raises:
+        ZenmlServerError: The client's store is another one.
+    """
+    from zenml.config.global_config import GlobalConfiguration
+
+    store = GlobalConfiguration().store_configuration.url
+    if store.rstrip("/") != url.rstrip("/"):
+        raise ZenmlServerError(
+            f"the ZenML client uses {store}, not the server {url} named by "
+            f"GOLDSIGNALS_ZENML_SERVER_URL; set ZENML_STORE_URL={url} (or run "
+            f"`zenml login {url}`) and run deploy-stack again"
+        )
+
+
 def disconnect() -> bool:
     """Point this process's ZenML client back at its local SQLite store.
 

@@ -225,6 +225,21 @@ def test_compose_airflow_services_share_one_configuration(
     assert environment["GOLDSIGNALS_MLFLOW_TRACKING_URI"] == "http://mlflow:5000"
 
 
+def test_compose_deploys_against_a_zenml_server_without_credentials(
+    resolved: dict[str, Any],
+) -> None:
+    services = resolved["services"]
+    airflow = services["airflow-scheduler"]["environment"]
+    server = services["zenml-server"]["environment"]
+
+    assert server["ZENML_SERVER_AUTH_SCHEME"] == "NO_AUTH"
+    assert airflow["ZENML_STORE_URL"] == "http://zenml-server:8080"
+    assert airflow["GOLDSIGNALS_ZENML_SERVER_URL"] == airflow["ZENML_STORE_URL"]
+    assert [key for key in airflow if key.startswith("ZENML_STORE_")] == [
+        "ZENML_STORE_URL"
+    ]
+
+
 def test_compose_mounts_dags_into_airflow(resolved: dict[str, Any]) -> None:
     for name in AIRFLOW_SERVICES:
         service = resolved["services"][name]

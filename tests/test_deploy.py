@@ -89,6 +89,23 @@ def test_deploy_stack_with_services_down_names_each_and_changes_nothing(
     assert not (tmp_path / "dags").exists()
 
 
+def test_deploy_stack_probes_the_zenml_server_it_is_given(tmp_path: Path) -> None:
+    zenml = f"http://127.0.0.1:{free_port()}"
+    env = isolated_env(
+        tmp_path,
+        GOLDSIGNALS_POSTGRES_PORT=str(free_port()),
+        GOLDSIGNALS_MLFLOW_PORT=str(free_port()),
+        GOLDSIGNALS_AIRFLOW_PORT=str(free_port()),
+        GOLDSIGNALS_ZENML_SERVER_URL=zenml,
+    )
+
+    result = goldsignals(env, "deploy-stack", check=False)
+
+    assert result.returncode == 2
+    assert f"ZenML server does not answer at {zenml}" in result.stderr
+    assert "8237" not in result.stderr
+
+
 def _active_stack(env: dict[str, str]) -> dict[str, str]:
     code = (
         "import json\n"

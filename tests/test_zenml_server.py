@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sys
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -32,6 +33,7 @@ from tests.helpers import (
     isolated_env,
     python,
     real_price_slice,
+    run,
 )
 
 pytestmark = pytest.mark.e2e
@@ -204,3 +206,23 @@ def test_stop_ends_process_and_frees_port(server: ZenmlServer, tmp_path: Path) -
     assert zenml_server.running_pid(own) is None
     assert not answers_ok(f"{own.url}/health")
     assert not zenml_server.stop(own)
+
+
+def test_client_store_check_accepts_only_the_named_server(
+    server: ZenmlServer, tmp_path: Path
+) -> None:
+    env = isolated_env(tmp_path)
+    code = (
+        "import sys\n"
+        "from goldsignals import zenml_server\n"
+        "zenml_server.require_client_store(sys.argv[1])\n"
+        "print('uses it')\n"
+    )
+
+    through_store_url = python({**env, "ZENML_STORE_URL": server.url}, code, server.url)
+    local_client = run(env, sys.executable, "-c", code, server.url, check=False)
+
+    assert through_store_url.endswith("uses it")
+    assert local_client.returncode != 0
+    assert f"not the server {server.url}" in local_client.stderr
+    assert f"ZENML_STORE_URL={server.url}" in local_client.stderr
