@@ -13,6 +13,8 @@ from typing import Any
 
 import pandas as pd
 import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
 
 BIN = Path(sys.executable).parent
 ROOT = Path(__file__).resolve().parents[1]
@@ -92,6 +94,44 @@ def signal_row(
         "zenml_run_id": "zenml-run",
     }
     return {**row, **extra}
+
+
+def rewritten_day_rows() -> list[dict[str, Any]]:
+    """Signal rows with their ``created_at``, in the order they are inserted.
+
+    GC=F on 2026-08-06 by version 1 (written last, though inserted before
+    version 2, as when a rewrite keeps its id), GLD on 2026-08-05 by two
+    versions written at the same instant: the view must pick the newest
+    ``created_at``, then the higher ``id``.
+    """
+    hour = dt.timedelta(hours=1)
+    first = dt.datetime(2026, 8, 7, 6, tzinfo=dt.UTC)
+    day, earlier = dt.date(2026, 8, 6), dt.date(2026, 8, 5)
+    return [
+        signal_row(earlier, created_at=first),
+        signal_row(day, version="1", created_at=first + 2 * hour),
+        signal_row(day, version="2", signal="SELL", created_at=first + hour),
+        signal_row(earlier, version="1", ticker="GLD", created_at=first),
+        signal_row(earlier, version="2", ticker="GLD", created_at=first),
+    ]
+
+
+def latest_view_rows(engine: Engine) -> list[tuple[str, str, str]]:
+    """Ticker, as-of date and model version of each row of ``latest_signals``."""
+    query = "SELECT ticker, as_of_date, model_version FROM latest_signals"
+    with engine.connect() as connection:
+        rows = connection.execute(sa.text(query)).fetchall()
+    return sorted((row[0], str(row[1]), row[2]) for row in rows)
+
+
+def latest_view_definition(engine: Engine) -> str:
+    """The stored SQL of the view ``latest_signals`` (SQLite or Postgres)."""
+    if engine.dialect.name == "postgresql":
+        query = "SELECT pg_get_viewdef('latest_signals'::regclass)"
+    else:
+        query = "SELECT sql FROM sqlite_master WHERE name = 'latest_signals'"
+    with engine.connect() as connection:
+        return str(connection.execute(sa.text(query)).scalar_one())
 
 
 def free_port() -> int:

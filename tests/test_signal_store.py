@@ -17,9 +17,15 @@ from goldsignals.signal_store import (
     migrate_schema,
     read_latest_signals,
     redacted_url,
+    signals_table,
     write_signals,
 )
-from tests.helpers import signal_row
+from tests.helpers import (
+    latest_view_definition,
+    latest_view_rows,
+    rewritten_day_rows,
+    signal_row,
+)
 
 
 @pytest.fixture
@@ -113,24 +119,62 @@ def test_create_signal_engine_missing_driver_named() -> None:
         create_signal_engine(url)
 
 
-def test_migrations_create_view_of_latest_signals(engine: Engine) -> None:
+def test_latest_signals_view_same_day_keeps_later_written(engine: Engine) -> None:
     old, new = dt.date(2026, 8, 5), dt.date(2026, 8, 6)
-    write_signals(
-        engine,
-        [signal_row(old), signal_row(new, version="1"), signal_row(new, version="2")],
-    )
-    write_signals(engine, [signal_row(old, ticker="GLD")])
+    write_signals(engine, [signal_row(old), signal_row(new, version="1")])
 
-    with engine.connect() as connection:
-        rows = connection.execute(
-            sa.text("SELECT ticker, as_of_date, model_version FROM latest_signals")
-        ).fetchall()
+    write_signals(engine, [signal_row(new, version="2", signal="SELL")])
+    after_new_champion = latest_view_rows(engine)
+    write_signals(engine, [signal_row(new, version="1")])
 
-    assert sorted((r[0], str(r[1]), r[2]) for r in rows) == [
+    assert after_new_champion == [("GC=F", "2026-08-06", "2")]
+    assert latest_view_rows(engine) == [("GC=F", "2026-08-06", "1")]
+
+
+def test_latest_signals_view_same_write_keeps_later_row(engine: Engine) -> None:
+    day = dt.date(2026, 8, 6)
+
+    write_signals(engine, [signal_row(day, version="2"), signal_row(day, version="1")])
+
+    assert latest_view_rows(engine) == [("GC=F", "2026-08-06", "1")]
+
+
+def test_latest_signals_view_two_tickers_one_row_each(engine: Engine) -> None:
+    old, new = dt.date(2026, 8, 5), dt.date(2026, 8, 6)
+    write_signals(engine, [signal_row(old), signal_row(new)])
+    write_signals(engine, [signal_row(old, ticker="GLD", version="1")])
+    write_signals(engine, [signal_row(old, ticker="GLD", version="2")])
+
+    assert latest_view_rows(engine) == [
         ("GC=F", "2026-08-06", "1"),
-        ("GC=F", "2026-08-06", "2"),
-        ("GLD", "2026-08-05", "1"),
+        ("GLD", "2026-08-05", "2"),
     ]
+
+
+def test_latest_signals_migration_keeps_rows_and_round_trips(tmp_path: Path) -> None:
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'old.db'}")
+    migrate_schema(engine, "0003")
+    with engine.begin() as connection:
+        connection.execute(signals_table.insert(), rewritten_day_rows())
+    before = (latest_view_definition(engine), latest_view_rows(engine))
+    columns = [c["name"] for c in sa.inspect(engine).get_columns("latest_signals")]
+
+    migrate_schema(engine)
+    upgraded = latest_view_rows(engine)
+    upgraded_columns = sa.inspect(engine).get_columns("latest_signals")
+    downgrade_schema(engine, "0003")
+    downgraded = (latest_view_definition(engine), latest_view_rows(engine))
+    migrate_schema(engine)
+    again = latest_view_rows(engine)
+    stored = count_signals(engine)
+    engine.dispose()
+
+    assert upgraded == [("GC=F", "2026-08-06", "1"), ("GLD", "2026-08-05", "2")]
+    assert [c["name"] for c in upgraded_columns] == columns
+    assert downgraded == before
+    assert len(before[1]) == 4
+    assert again == upgraded
+    assert stored == 5
 
 
 def test_migrations_down_and_up_again(engine: Engine) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -20,9 +21,16 @@ from goldsignals.signal_store import (
     downgrade_schema,
     migrate_schema,
     read_latest_signals,
+    signals_table,
     write_signals,
 )
-from tests.helpers import read_only_engine, signal_row
+from tests.helpers import (
+    latest_view_definition,
+    latest_view_rows,
+    read_only_engine,
+    rewritten_day_rows,
+    signal_row,
+)
 
 pytestmark = pytest.mark.postgres
 
@@ -101,6 +109,83 @@ def test_read_only_role_can_read_but_not_write(
     with read_only.connect() as connection:
         seen = connection.execute(sa.text("SELECT count(*) FROM latest_signals"))
         assert seen.scalar_one() == 1
+    with pytest.raises(SignalStoreError, match="permission denied for table signals"):
+        write_signals(read_only, [signal_row(version="9")])
+    with (
+        read_only.begin() as connection,
+        pytest.raises(ProgrammingError, match="permission denied"),
+    ):
+        connection.execute(sa.text("DELETE FROM signals"))
+    read_only.dispose()
+
+
+def test_latest_signals_view_same_day_keeps_later_written(engine: Engine) -> None:
+    write_signals(engine, [signal_row(version="1")])
+
+    write_signals(engine, [signal_row(version="2", signal="SELL")])
+    after_new_champion = latest_view_rows(engine)
+    write_signals(engine, [signal_row(version="1")])
+
+    assert after_new_champion == [("GC=F", "2026-08-06", "2")]
+    assert latest_view_rows(engine) == [("GC=F", "2026-08-06", "1")]
+
+
+def test_latest_signals_view_two_tickers_one_row_each(engine: Engine) -> None:
+    old, new = dt.date(2026, 8, 5), dt.date(2026, 8, 6)
+    write_signals(engine, [signal_row(old), signal_row(new)])
+    write_signals(engine, [signal_row(old, ticker="GLD", version="1")])
+    write_signals(engine, [signal_row(old, ticker="GLD", version="2")])
+
+    assert latest_view_rows(engine) == [
+        ("GC=F", "2026-08-06", "1"),
+        ("GLD", "2026-08-05", "2"),
+    ]
+
+
+def test_latest_signals_migration_keeps_rows_and_round_trips(database: str) -> None:
+    engine = sa.create_engine(database)
+    migrate_schema(engine, "0003")
+    with engine.begin() as connection:
+        connection.execute(signals_table.insert(), rewritten_day_rows())
+    before = (latest_view_definition(engine), latest_view_rows(engine))
+    columns = sa.inspect(engine).get_columns("latest_signals")
+
+    migrate_schema(engine)
+    upgraded = latest_view_rows(engine)
+    upgraded_columns = sa.inspect(engine).get_columns("latest_signals")
+    downgrade_schema(engine, "0003")
+    downgraded = (latest_view_definition(engine), latest_view_rows(engine))
+    migrate_schema(engine)
+    again = latest_view_rows(engine)
+    stored = count_signals(engine)
+    engine.dispose()
+
+    assert upgraded == [("GC=F", "2026-08-06", "1"), ("GLD", "2026-08-05", "2")]
+    assert [(c["name"], str(c["type"])) for c in upgraded_columns] == [
+        (c["name"], str(c["type"])) for c in columns
+    ]
+    assert downgraded == before
+    assert len(before[1]) == 4
+    assert again == upgraded
+    assert stored == 5
+
+
+def test_latest_signals_migration_reader_can_select_not_write(
+    postgres: PostgresHost, database: str
+) -> None:
+    engine = sa.create_engine(database)
+    migrate_schema(engine, "0003")
+    with engine.begin() as connection:
+        connection.execute(signals_table.insert(), rewritten_day_rows())
+    read_only = read_only_engine(postgres, sa.make_url(database).database)
+
+    migrate_schema(engine)
+    engine.dispose()
+
+    assert latest_view_rows(read_only) == [
+        ("GC=F", "2026-08-06", "1"),
+        ("GLD", "2026-08-05", "2"),
+    ]
     with pytest.raises(SignalStoreError, match="permission denied for table signals"):
         write_signals(read_only, [signal_row(version="9")])
     with (
