@@ -151,12 +151,24 @@ def test_latest_signals_view_two_tickers_one_row_each(engine: Engine) -> None:
     ]
 
 
+def test_latest_signals_view_reads_index_in_order(engine: Engine) -> None:
+    with engine.connect() as connection:
+        plan = connection.execute(
+            sa.text("EXPLAIN QUERY PLAN SELECT * FROM latest_signals")
+        ).fetchall()
+
+    steps = [str(step[3]) for step in plan]
+    assert "SCAN s USING INDEX ix_signals_ticker_latest" in steps
+    assert not [step for step in steps if "TEMP B-TREE" in step]
+
+
 def test_latest_signals_migration_keeps_rows_and_round_trips(tmp_path: Path) -> None:
     engine = sa.create_engine(f"sqlite:///{tmp_path / 'old.db'}")
     migrate_schema(engine, "0003")
     with engine.begin() as connection:
         connection.execute(signals_table.insert(), rewritten_day_rows())
     before = (latest_view_definition(engine), latest_view_rows(engine))
+    indexes = sa.inspect(engine).get_indexes("signals")
     columns = [c["name"] for c in sa.inspect(engine).get_columns("latest_signals")]
 
     migrate_schema(engine)
@@ -164,6 +176,7 @@ def test_latest_signals_migration_keeps_rows_and_round_trips(tmp_path: Path) -> 
     upgraded_columns = sa.inspect(engine).get_columns("latest_signals")
     downgrade_schema(engine, "0003")
     downgraded = (latest_view_definition(engine), latest_view_rows(engine))
+    downgraded_indexes = sa.inspect(engine).get_indexes("signals")
     migrate_schema(engine)
     again = latest_view_rows(engine)
     stored = count_signals(engine)
@@ -172,6 +185,7 @@ def test_latest_signals_migration_keeps_rows_and_round_trips(tmp_path: Path) -> 
     assert upgraded == [("GC=F", "2026-08-06", "1"), ("GLD", "2026-08-05", "2")]
     assert [c["name"] for c in upgraded_columns] == columns
     assert downgraded == before
+    assert downgraded_indexes == indexes
     assert len(before[1]) == 4
     assert again == upgraded
     assert stored == 5

@@ -148,6 +148,7 @@ def test_latest_signals_migration_keeps_rows_and_round_trips(database: str) -> N
     with engine.begin() as connection:
         connection.execute(signals_table.insert(), rewritten_day_rows())
     before = (latest_view_definition(engine), latest_view_rows(engine))
+    indexes = sa.inspect(engine).get_indexes("signals")
     columns = sa.inspect(engine).get_columns("latest_signals")
 
     migrate_schema(engine)
@@ -155,6 +156,7 @@ def test_latest_signals_migration_keeps_rows_and_round_trips(database: str) -> N
     upgraded_columns = sa.inspect(engine).get_columns("latest_signals")
     downgrade_schema(engine, "0003")
     downgraded = (latest_view_definition(engine), latest_view_rows(engine))
+    downgraded_indexes = sa.inspect(engine).get_indexes("signals")
     migrate_schema(engine)
     again = latest_view_rows(engine)
     stored = count_signals(engine)
@@ -165,9 +167,22 @@ def test_latest_signals_migration_keeps_rows_and_round_trips(database: str) -> N
         (c["name"], str(c["type"])) for c in columns
     ]
     assert downgraded == before
+    assert downgraded_indexes == indexes
     assert len(before[1]) == 4
     assert again == upgraded
     assert stored == 5
+
+
+def test_latest_signals_view_reads_index_in_order(engine: Engine) -> None:
+    with engine.begin() as connection:
+        connection.execute(sa.text("SET LOCAL enable_seqscan = off"))
+        plan = connection.execute(
+            sa.text("EXPLAIN (COSTS OFF) SELECT * FROM latest_signals")
+        ).scalars()
+        steps = [str(step).strip(" ->") for step in plan]
+
+    assert "Index Scan using ix_signals_ticker_latest on signals s" in steps
+    assert not [step for step in steps if "Sort" in step]
 
 
 def test_latest_signals_migration_reader_can_select_not_write(

@@ -6,11 +6,17 @@ rows. It now returns one row per ticker: the newest as-of date and, among
 that date's rows, the most recently written (``created_at``, then ``id``).
 The columns stay those of revision 0002; no table row is touched.
 
+The index on (ticker, as_of_date DESC) gives way to one that also orders by
+created_at DESC and id DESC: the view then reads it in order instead of
+sorting every row, on SQLite and Postgres alike (without id, the tiebreak
+still needs a sort). It serves whatever the old index served.
+
 Revision ID: 0004
 Revises: 0003
 Create Date: 2026-12-05
 """
 
+import sqlalchemy as sa
 from alembic import op
 
 revision = "0004"
@@ -19,6 +25,8 @@ branch_labels = None
 depends_on = None
 
 READ_ONLY_ROLE = "goldsignals_readonly"
+INDEX_0001 = "ix_signals_ticker_date"
+INDEX_0004 = "ix_signals_ticker_latest"
 VIEW_0002 = """
 CREATE VIEW latest_signals AS
 SELECT s.ticker, s.as_of_date, s.signal, s.probability, s.model_name,
@@ -57,8 +65,15 @@ def _replace_view(definition: str) -> None:
 
 
 def upgrade() -> None:
+    op.drop_index(INDEX_0001, table_name="signals")
+    newest_first = ("as_of_date DESC", "created_at DESC", "id DESC")
+    op.create_index(
+        INDEX_0004, "signals", ["ticker", *(sa.text(key) for key in newest_first)]
+    )
     _replace_view(VIEW_0004)
 
 
 def downgrade() -> None:
     _replace_view(VIEW_0002)
+    op.drop_index(INDEX_0004, table_name="signals")
+    op.create_index(INDEX_0001, "signals", ["ticker", sa.text("as_of_date DESC")])
