@@ -1,5 +1,7 @@
-"""Issue 6, services and runs (cases 9-15): each fault ends in a clear error or
-a safe outcome, and nothing is lost or duplicated.
+"""Issue 6, services and runs (cases 9-15).
+
+Each fault ends in a clear error or a safe outcome, and nothing is lost or
+duplicated.
 
 Where each case is tested:
 
@@ -17,7 +19,9 @@ Where each case is tested:
   from the first) and
   ``test_signal_outcomes.py::test_lineage_migration_keeps_existing_rows``
   (SQLite, up and down).
-- 15 security: here (tracked files hold no credentials), ``test_deploy.py``
+- 15 security: here (tracked configuration files and product code hold no
+  credentials), ``test_compose.py`` (no literal secret; the ZenML server
+  needs no credential, so none reaches a DAG), ``test_deploy.py``
   (no password in DAG files, configs or the process list; every service on
   127.0.0.1), ``test_airflow_integration.py`` (the UI and REST API require a
   login), ``test_postgres_cli.py`` (the reader cannot write).
@@ -300,4 +304,41 @@ def test_case15_tracked_files_hold_no_credentials() -> None:
                     found.append(f"{name}:{number}: {line.strip()}")
 
     assert ".env" not in tracked
+    assert found == []
+
+
+PRODUCT_CODE = ("goldsignals", "steps", "dags", "zenml_pipelines", "bench")
+LITERAL_CREDENTIAL = re.compile(
+    r"(?i)\b\w*(password|secret|token|api_key)(?!\w*_(file|path|dir)\b)\w*"
+    r"[\"']?\s*[:=]\s*[\"'][^\"'\s]+[\"']"
+)
+
+
+def _literal_credentials(name: str, text: str) -> list[str]:
+    """Lines of ``text`` that assign a quoted literal to a credential name."""
+    return [
+        f"{name}:{number}: {line.strip()}"
+        for number, line in enumerate(text.splitlines(), 1)
+        if LITERAL_CREDENTIAL.search(line)
+    ]
+
+
+def test_case15_product_code_holds_no_literal_credential() -> None:
+    planted = 'API_TOKEN = "abc123"\nsettings = {"password": "hunter2"}\n'
+    tracked = subprocess.run(
+        ["git", "ls-files", *PRODUCT_CODE],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+
+    found = [
+        hit
+        for name in tracked
+        if name.endswith(".py")
+        for hit in _literal_credentials(name, (ROOT / name).read_text())
+    ]
+
+    assert len(_literal_credentials("planted.py", planted)) == 2
     assert found == []
