@@ -102,8 +102,11 @@ def history_slice(source: Path, years: int, target: Path) -> tuple[Path, int]:
 
 
 def case_environment(home: Path, prices: Path, **extra: str) -> dict[str, str]:
-    """The caller's environment with every goldsignals, ZenML and Airflow
-    setting pointing into ``home``, and prices read from ``prices``."""
+    """The caller's environment, its state settings pointing into ``home``.
+
+    Every goldsignals, ZenML and Airflow setting points into ``home``, and
+    prices are read from ``prices``.
+    """
     env = {
         key: value
         for key, value in os.environ.items()

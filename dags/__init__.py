@@ -1,0 +1,1 @@
+"""Airflow side: the DAG generator ZenML zips into every compiled DAG."""

@@ -298,7 +298,7 @@ def _build_dag(dag_config: DagConfiguration) -> Any:
     from airflow.sdk import DAG, Asset, BaseOperator
     from airflow.sdk.exceptions import AirflowException
 
-    class ZenMLStepSubprocessOperator(BaseOperator):  # type: ignore[misc]
+    class ZenMLStepSubprocessOperator(BaseOperator):
         """Run one ZenML step as a subprocess of this Python environment."""
 
         ui_color = "#f0e4c2"

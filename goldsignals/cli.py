@@ -447,7 +447,14 @@ def signals(
         lambda value: "" if pd.isna(value) else f"{value:+.4f}"
     )
     frame["created_at"] = frame["created_at"].astype(str).str.slice(0, 19)
-    print(tabulate(frame, headers="keys", tablefmt="github", showindex=False))
+    # tabulate reads DataFrames (it special-cases them); its stubs omit them.
+    table = tabulate(
+        frame,  # type: ignore[arg-type]
+        headers="keys",
+        tablefmt="github",
+        showindex=False,
+    )
+    print(table)
     if record.signals == 0:
         print("Track record: no signal has a known next close yet.")
         return

@@ -170,7 +170,7 @@ class Settings(BaseSettings):
 
     @property
     def pgpass_file(self) -> Path:
-        """libpq password file of the host-mode server (mode 600).
+        """Libpq password file of the host-mode server (mode 600).
 
         Every client (psycopg2, asyncpg, ``psql``) finds passwords in it
         through ``PGPASSFILE``, so URLs, DAG files and process lists carry none.

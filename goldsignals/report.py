@@ -355,8 +355,9 @@ def _display(frame: pd.DataFrame) -> pd.DataFrame:
 
 def _table(frame: pd.DataFrame, *, index: bool) -> str:
     """A GitHub markdown table with 4 decimals."""
+    # tabulate reads DataFrames (it special-cases them); its stubs omit them.
     table = tabulate(
-        _display(frame).astype(object),
+        _display(frame).astype(object),  # type: ignore[arg-type]
         headers="keys",
         tablefmt="github",
         floatfmt=".4f",

@@ -1,0 +1,1 @@
+"""The ZenML steps of the three pipelines, one per module."""

@@ -30,9 +30,11 @@ def signal_writer(
     """
     engine = create_signal_engine(get_settings().signals_url)
     try:
-        written = write_signals(
-            engine, signals.to_dict(orient="records"), closes=prices["close"]
-        )
+        rows = [
+            {str(column): value for column, value in row.items()}
+            for row in signals.to_dict(orient="records")
+        ]
+        written = write_signals(engine, rows, closes=prices["close"])
     finally:
         engine.dispose()
     log_metadata(metadata={"signals_written": written})

@@ -1,5 +1,7 @@
-"""A training run logs, registers and reloads a model through a real MLflow
-server (Postgres backend store, started by the test)."""
+"""A training run logs, registers and reloads a model through MLflow's server.
+
+The server is real, with a Postgres backend store, and started by the test.
+"""
 
 from __future__ import annotations
 

@@ -1,5 +1,7 @@
-"""Realised outcomes of issued signals, the live track record, and the lineage
-migration applied to a table that already holds rows."""
+"""Realised outcomes of issued signals and the live track record.
+
+Also the lineage migration applied to a table that already holds rows.
+"""
 
 from __future__ import annotations
 

@@ -159,9 +159,7 @@ def step_environment(settings: Settings) -> dict[str, str]:
     }
 
 
-def compile_pipeline(
-    name: str, config: DagsConfig, environment: dict[str, str]
-) -> str:
+def compile_pipeline(name: str, config: DagsConfig, environment: dict[str, str]) -> str:
     """Compile pipeline ``name`` into its DAG zip; returns the DAG id.
 
     Args:
