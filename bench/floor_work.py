@@ -16,7 +16,7 @@ from typing import Any
 
 import pandas as pd
 import yaml
-from sklearn.base import ClassifierMixin, clone
+from sklearn.base import ClassifierMixin
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
@@ -170,7 +170,7 @@ def evaluate(
     model = bundle_model(scaled.scaler, classifier)
     metrics = evaluate_classifier(model, split.test)
     training_fingerprint(classifier, split.train, split.test)
-    report = report_on_split(prices, split, clone(classifier), config.report)
+    report = report_on_split(prices, split, model, config.report)
     metrics.update(mlflow_metrics(report))
     return model, report, metrics
 

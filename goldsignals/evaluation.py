@@ -6,8 +6,9 @@ exchange dates, the float64 ``FEATURE_COLUMNS``, ``forward_return`` and
 ``target``. Walk-forward folds expand over the training window in time order
 (scikit-learn's ``TimeSeriesSplit`` with a gap of ``horizon`` rows, so no fold
 trains on a label that looks into its test rows); every fold fits its own
-scaler and classifier on its own train rows. The final test window is scored
-once, by a model trained on the whole training window, and no fold touches it.
+scaler and a fresh clone of the classifier on its own train rows. The final
+test window is scored once, by the served model itself (fitted on the whole
+training window by the training pipeline), and no fold touches it.
 
 Baselines: ``always_up`` predicts an up move every day (a constant score);
 ``yesterday`` predicts up iff the day's own return ``close[t] / close[t - 1]
@@ -245,17 +246,17 @@ def _score_rows(fold: Fold, scores: dict[str, FloatArray | None]) -> list[Record
     return records
 
 
-def score_fold(
-    fold: Fold, estimator: ClassifierMixin
-) -> tuple[list[Record], FloatArray | None]:
-    """Score the classifier (fitted on the fold's train rows) and the baselines.
+def score_probability(fold: Fold, probability: FloatArray | None) -> list[Record]:
+    """Score the classifier's up probabilities and the baselines on a fold.
+
+    Args:
+        fold: The fold whose test rows ``probability`` belongs to.
+        probability: The classifier's up probability of each test row, or
+            None when it could not be trained (its metrics are then NaN).
 
     Returns:
-        The fold's SCORE_COLUMNS records (classifier first) and the
-        classifier's up probabilities of the test rows (None when its train
-        rows hold a single class).
+        The fold's SCORE_COLUMNS records, classifier first.
     """
-    probability = _fold_probability(fold, estimator)
     scores = {MODEL: probability}
     scores.update({name: baseline(fold.test) for name, baseline in BASELINES.items()})
     records = _score_rows(fold, scores)
@@ -269,12 +270,26 @@ def score_fold(
             f"{r['model']} f1={r['f1']:.4f} auc={r['roc_auc']:.4f}" for r in records
         ),
     )
-    return records, probability
+    return records
+
+
+def score_fold(
+    fold: Fold, estimator: ClassifierMixin
+) -> tuple[list[Record], FloatArray | None]:
+    """Score the classifier (fitted on the fold's train rows) and the baselines.
+
+    Returns:
+        The fold's SCORE_COLUMNS records (classifier first) and the
+        classifier's up probabilities of the test rows (None when its train
+        rows hold a single class).
+    """
+    probability = _fold_probability(fold, estimator)
+    return score_probability(fold, probability), probability
 
 
 def evaluate_model(
     split: SplitFrames,
-    estimator: ClassifierMixin,
+    model: Pipeline,
     *,
     n_splits: int = DEFAULT_SPLITS,
     horizon: int = 1,
@@ -283,7 +298,10 @@ def evaluate_model(
 
     Args:
         split: The chronological split (train rows, gap, test rows).
-        estimator: An unfitted classifier; each fold fits a fresh clone.
+        model: The served model (fitted scaler and classifier, as
+            ``bundle_model`` joins them), fitted on ``split.train``. It scores
+            the test window as it is, never refitted; each walk-forward fold
+            fits a fresh scaler and a fresh clone of its classifier.
         n_splits: Walk-forward folds over ``split.train``.
         horizon: Label horizon, the gap between fold train and test rows.
 
@@ -291,23 +309,19 @@ def evaluate_model(
         The scores of every fold and model and the test probabilities.
 
     Raises:
-        EvaluationError: Too few training rows for ``n_splits`` folds, or the
-            training window holds a single class.
+        EvaluationError: Too few training rows for ``n_splits`` folds.
     """
+    estimator = model[-1]
     folds = walk_forward_folds(split.train, n_splits=n_splits, horizon=horizon)
     records: list[Record] = []
     for fold in folds:
         records += score_fold(fold, estimator)[0]
 
     final = Fold(name=TEST_FOLD, train=split.train, test=split.test)
-    test_records, probability = score_fold(final, estimator)
-    if probability is None:
-        raise EvaluationError(
-            "the training window holds a single class; the classifier cannot be "
-            "trained: use a longer history"
-        )
+    probability = up_probability(model, split.test)
+    records += score_probability(final, probability)
 
-    scores = pd.DataFrame(records + test_records, columns=list(SCORE_COLUMNS))
+    scores = pd.DataFrame(records, columns=list(SCORE_COLUMNS))
     test_probability = pd.Series(probability, index=split.test.index, name=MODEL)
     return EvaluationResult(scores=scores, test_probability=test_probability)
 

@@ -23,7 +23,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 import yaml
-from sklearn.base import ClassifierMixin
+from sklearn.pipeline import Pipeline
 from tabulate import tabulate
 
 from goldsignals.backtest import (
@@ -44,6 +44,7 @@ from goldsignals.evaluation import (
     YESTERDAY,
     EvaluationError,
     evaluate_model,
+    fit_model,
     summarise_folds,
     yesterday_scores,
 )
@@ -254,7 +255,8 @@ def build_report(prices: pd.DataFrame, config: ReportConfig) -> EvaluationReport
 
     Raises:
         FeatureError: Too few prices, or a split side below ``min_rows``.
-        ModelConfigError: The estimator or its parameters are invalid.
+        ModelConfigError: The estimator or its parameters are invalid, or the
+            training window holds a single class.
         EvaluationError: Too few training rows for the walk-forward folds.
     """
     frame = build_feature_frame(prices, horizon=config.horizon)
@@ -264,13 +266,15 @@ def build_report(prices: pd.DataFrame, config: ReportConfig) -> EvaluationReport
         gap=config.horizon,
         min_rows=config.min_rows,
     )
-    return report_on_split(prices, split, build_estimator(config.model), config)
+
+    model = fit_model(build_estimator(config.model), split.train)
+    return report_on_split(prices, split, model, config)
 
 
 def report_on_split(
     prices: pd.DataFrame,
     split: SplitFrames,
-    estimator: ClassifierMixin,
+    model: Pipeline,
     config: ReportConfig,
 ) -> EvaluationReport:
     """The report for an existing split (the training pipeline's artifacts).
@@ -278,11 +282,13 @@ def report_on_split(
     Args:
         prices: The cleaned price frame the split was built from.
         split: Train and test rows.
-        estimator: An unfitted classifier; each fold fits a fresh clone.
+        model: The served model (fitted scaler and classifier) trained on
+            ``split.train``; it scores the test window as it is, and each
+            walk-forward fold fits a fresh clone of its classifier.
         config: The report parameters (its ``model`` is not used).
     """
     result = evaluate_model(
-        split, estimator, n_splits=config.n_splits, horizon=config.horizon
+        split, model, n_splits=config.n_splits, horizon=config.horizon
     )
     signals = strategy_signals(
         split.test, result.test_probability, hold_band=config.hold_band

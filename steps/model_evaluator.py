@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import mlflow
 import pandas as pd
 from mlflow.tracking import MlflowClient
-from sklearn.base import ClassifierMixin, clone
+from sklearn.base import ClassifierMixin
 from sklearn.preprocessing import StandardScaler
 from zenml import get_step_context, log_metadata, step
 
@@ -179,7 +179,7 @@ def model_evaluator(
         n_splits=walk_forward_folds,
     )
     split = SplitFrames(train, test)
-    report = report_on_split(prices, split, clone(classifier), config)
+    report = report_on_split(prices, split, model, config)
     metrics.update(mlflow_metrics(report))
 
     mlflow.log_params(_training_params(classifier, train, test))

@@ -40,16 +40,28 @@ from goldsignals.evaluation import (
     walk_forward_folds,
     yesterday_scores,
 )
-from goldsignals.features import FEATURE_COLUMNS, FORWARD_RETURN_COLUMN, TARGET_COLUMN
-from goldsignals.modeling import ModelConfig, evaluate_classifier
+from goldsignals.features import (
+    FEATURE_COLUMNS,
+    FORWARD_RETURN_COLUMN,
+    TARGET_COLUMN,
+    build_feature_frame,
+)
+from goldsignals.modeling import (
+    ModelConfig,
+    build_estimator,
+    evaluate_classifier,
+    up_probability,
+)
 from goldsignals.report import (
     BUY_AND_HOLD,
     EvaluationReport,
     ReportConfig,
     build_report,
+    classifier_performance,
     load_report_config,
     render_markdown,
     report_json,
+    report_on_split,
     strategy_signals,
     write_report,
 )
@@ -190,8 +202,9 @@ def test_score_fold_single_class_train_gives_nan_classifier(
 
 def test_evaluate_model_scores_every_fold_and_model() -> None:
     split = chronological_split(_frame(500), test_fraction=0.2, gap=1)
+    model = fit_model(LogisticRegression(), split.train)
 
-    result = evaluate_model(split, LogisticRegression(), n_splits=5, horizon=1)
+    result = evaluate_model(split, model, n_splits=5, horizon=1)
 
     scores = result.scores
     assert list(scores.columns) == list(SCORE_COLUMNS)
@@ -210,16 +223,51 @@ def test_evaluate_model_scores_every_fold_and_model() -> None:
 
 def test_evaluate_model_test_scores_match_training_pipeline_metrics() -> None:
     split = chronological_split(_frame(300, seed=4), test_fraction=0.2, gap=1)
-    estimator = LogisticRegression(C=0.01)
+    model = fit_model(LogisticRegression(C=0.01), split.train)
 
-    result = evaluate_model(split, estimator, n_splits=3, horizon=1)
+    result = evaluate_model(split, model, n_splits=3, horizon=1)
 
-    expected = evaluate_classifier(fit_model(estimator, split.train), split.test)
+    expected = evaluate_classifier(model, split.test)
     row = result.scores.loc[
         (result.scores["fold"] == TEST_FOLD) & (result.scores["model"] == MODEL)
     ].iloc[0]
     for metric in ("f1", "precision", "recall", "roc_auc"):
         assert row[metric] == pytest.approx(expected[metric])
+
+
+def test_evaluate_model_test_fold_scores_the_fitted_model_not_a_refit() -> None:
+    split = chronological_split(_frame(500, seed=4), test_fraction=0.2, gap=1)
+    inverted = _frame(400, seed=9)
+    inverted[TARGET_COLUMN] = 1.0 - inverted[TARGET_COLUMN]
+    model = fit_model(LogisticRegression(), inverted)
+
+    result = evaluate_model(split, model, n_splits=3, horizon=1)
+
+    served = up_probability(model, split.test)
+    np.testing.assert_array_equal(result.test_probability.to_numpy(), served)
+    auc = result.scores.loc[result.scores["model"] == MODEL].set_index("fold")
+    assert auc.loc[TEST_FOLD, "roc_auc"] < 0.1
+    assert (auc.drop(index=TEST_FOLD)["roc_auc"] > 0.9).all()
+
+
+def test_report_on_split_backtests_the_served_model(
+    real_prices: pd.DataFrame,
+) -> None:
+    prices, _ = clean_prices(real_prices.tail(900))
+    config = ReportConfig(n_splits=3)
+    frame = build_feature_frame(prices, horizon=1)
+    split = chronological_split(frame, test_fraction=0.2, gap=1)
+    unseeded = {**SMALL_FOREST, "n_estimators": 10, "random_state": None}
+    model = fit_model(build_estimator(ModelConfig(params=unseeded)), split.train)
+
+    report = report_on_split(prices, split, model, config)
+
+    served = up_probability(model, split.test)
+    np.testing.assert_array_equal(report.signals["probability"].to_numpy(), served)
+    champion_way = classifier_performance(prices, split.test, served, config)
+    backtest = report.performance.loc[MODEL]
+    assert backtest["sharpe"] == pytest.approx(champion_way["sharpe"])
+    assert backtest["total_return"] == pytest.approx(champion_way["total_return"])
 
 
 def test_summarise_folds_mean_std_without_test_fold() -> None:
