@@ -13,7 +13,7 @@ import json
 import logging
 import math
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -221,6 +221,16 @@ def load_version(ref: ModelRef) -> Any:
 CHAMPION = "champion"
 """Registry alias of the model version inference serves."""
 
+CHALLENGER = "challenger"
+"""Verdict of the champion gate on a version it did not promote."""
+
+GATE_TAG = "gate"
+"""Version tag with the champion gate's verdict, CHAMPION or CHALLENGER.
+
+``gate_version`` writes it last, so a version without it never finished the
+gate (registered, then an MLflow outage stopped the step) and is gated again.
+"""
+
 
 @dataclass(frozen=True)
 class GateDecision:
@@ -228,6 +238,28 @@ class GateDecision:
 
     promote: bool
     reason: str
+
+    @property
+    def verdict(self) -> str:
+        """CHAMPION if the version is promoted, else CHALLENGER."""
+        return CHAMPION if self.promote else CHALLENGER
+
+
+@dataclass(frozen=True, kw_only=True)
+class GateRules:
+    """What a new version must meet to take the alias (see ``champion_gate``).
+
+    Attributes:
+        primary: Metric that must beat the champion's (e.g. ``sharpe``).
+        floor_metric: Metric that must reach ``floor`` (e.g. ``f1``).
+        floor: That minimum.
+        min_roc_auc: ROC AUC a version must exceed to replace a champion.
+    """
+
+    primary: str
+    floor_metric: str
+    floor: float
+    min_roc_auc: float = 0.5
 
 
 def _finite(metrics: Mapping[str, float], name: str) -> float:
@@ -286,6 +318,92 @@ def champion_gate(
     return GateDecision(
         False, f"{primary} {new:.4f} does not beat the champion's {old:.4f}"
     )
+
+
+def gate_verdict(client: MlflowClient, name: str, version: str) -> str | None:
+    """The champion gate's recorded verdict on a version; None if it never finished.
+
+    Args:
+        client: Client of the tracking store.
+        name: Registered model name.
+        version: Version number.
+
+    Returns:
+        The version's GATE_TAG (CHAMPION or CHALLENGER), or None when the
+        version has none: the gate never ran or failed before its end.
+    """
+    tags = client.get_model_version(name, version).tags
+    verdict = tags.get(GATE_TAG)
+    return None if verdict is None else str(verdict)
+
+
+def gate_version(
+    client: MlflowClient,
+    name: str,
+    version: str,
+    challenger: Mapping[str, float],
+    *,
+    champion_metrics: Callable[[str], Mapping[str, float]],
+    rules: GateRules,
+    actor: str,
+) -> GateDecision:
+    """Run the champion gate for ``version`` and record its verdict.
+
+    A promoted version takes the alias (``move_champion``); a refused one
+    gets the tag ``challenger_reason``. GATE_TAG comes last: if MLflow fails
+    on the way, the version has no verdict and a retried step gates it again.
+    A version that already holds the alias without a verdict (an earlier try
+    moved it, then failed) keeps it; the ``champion_*`` records that try
+    did not write stay missing, since the version it replaced is not known.
+
+    Args:
+        client: Client of the tracking store.
+        name: Registered model name.
+        version: The version to gate.
+        challenger: Its metrics on its test window.
+        champion_metrics: The metrics of a version number (the current
+            champion) on that same window; called only if there is one.
+        rules: The gate's metrics and floors.
+        actor: Who moves the alias, for the move's record.
+
+    Returns:
+        The decision.
+    """
+    current = champion_version(client, name)
+    if current == version:
+        decision = GateDecision(True, f"v{version} already holds the {CHAMPION} alias")
+    else:
+        champion = None if current is None else champion_metrics(current)
+        decision = champion_gate(
+            challenger,
+            champion,
+            primary=rules.primary,
+            floor_metric=rules.floor_metric,
+            floor=rules.floor,
+            min_roc_auc=rules.min_roc_auc,
+        )
+        _carry_out(client, name, version, decision, actor=actor)
+
+    client.set_model_version_tag(name, version, GATE_TAG, decision.verdict)
+    logger.info("%s v%s is %s: %s", name, version, decision.verdict, decision.reason)
+    return decision
+
+
+def _carry_out(
+    client: MlflowClient,
+    name: str,
+    version: str,
+    decision: GateDecision,
+    *,
+    actor: str,
+) -> None:
+    """Move the alias to a promoted version, or tag why it was refused."""
+    if decision.promote:
+        move_champion(client, name, version, actor=actor, reason=decision.reason)
+    else:
+        client.set_model_version_tag(
+            name, version, "challenger_reason", decision.reason
+        )
 
 
 def champion_version(client: MlflowClient, name: str) -> str | None:

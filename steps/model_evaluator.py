@@ -11,6 +11,7 @@ import mlflow
 import pandas as pd
 from mlflow.tracking import MlflowClient
 from sklearn.base import ClassifierMixin
+from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 from zenml import get_step_context, log_metadata, step
 
@@ -23,12 +24,12 @@ from goldsignals.modeling import (
     up_probability,
 )
 from goldsignals.registry import (
-    champion_gate,
-    champion_version,
+    GateRules,
     find_version_with_tag,
+    gate_verdict,
+    gate_version,
     load_model_version,
     log_served_model,
-    move_champion,
     register_version,
 )
 from goldsignals.report import (
@@ -106,26 +107,51 @@ def _apply_gate(
     prices: pd.DataFrame,
     test: pd.DataFrame,
     config: Any,
-    gate: dict[str, Any],
+    rules: GateRules,
 ) -> None:
-    client = MlflowClient()
-    current = champion_version(client, name)
-    champion = None
-    if current is not None and current != version:
-        champion = _champion_metrics(name, current, prices, test, config)
-        mlflow.log_metrics({f"champion_{k}": v for k, v in champion.items()})
-    decision = champion_gate(challenger, champion, **gate)
+    def champion_metrics(champion: str) -> dict[str, float]:
+        metrics = _champion_metrics(name, champion, prices, test, config)
+        mlflow.log_metrics({f"champion_{k}": v for k, v in metrics.items()})
+        return metrics
+
     run = get_step_context().pipeline_run
-    if decision.promote:
-        actor = f"zenml run {run.name} ({run.id})"
-        move_champion(client, name, version, actor=actor, reason=decision.reason)
-    else:
-        reason = decision.reason
-        client.set_model_version_tag(name, version, "challenger_reason", reason)
-    verdict = "champion" if decision.promote else "challenger"
-    mlflow.set_tags({"gate": verdict, "gate_reason": decision.reason})
-    log_metadata(metadata={"gate": verdict, "gate_reason": decision.reason})
-    logger.info("%s v%s is %s: %s", name, version, verdict, decision.reason)
+    decision = gate_version(
+        MlflowClient(),
+        name,
+        version,
+        challenger,
+        champion_metrics=champion_metrics,
+        rules=rules,
+        actor=f"zenml run {run.name} ({run.id})",
+    )
+    mlflow.set_tags({"gate": decision.verdict, "gate_reason": decision.reason})
+    log_metadata(metadata={"gate": decision.verdict, "gate_reason": decision.reason})
+
+
+def _register_or_reuse(
+    model: Pipeline,
+    test: pd.DataFrame,
+    metrics: dict[str, float],
+    fingerprint: str,
+    existing: str | None,
+) -> str:
+    """Register the model, or reuse the version an earlier try registered."""
+    if existing is not None:
+        logger.warning(
+            "%s version %s has the same fingerprint but no champion gate verdict "
+            "(an earlier try failed after registering it): gating it now",
+            get_settings().model_name,
+            existing,
+        )
+        mlflow.set_tag("registered_version", f"{existing} (gated on retry)")
+        log_metadata(metadata={"model_version": existing})
+        return existing
+
+    logged = log_served_model(model, test.tail(5))
+    version = _register(logged.model_uri, logged.run_id, metrics, fingerprint)
+    mlflow.set_tag("registered_version", version)
+    log_metadata(metadata={"mlflow_run_id": logged.run_id, "model_version": version})
+    return version
 
 
 @step(enable_cache=False)
@@ -187,10 +213,11 @@ def model_evaluator(
     _log_report(report)
     mlflow.set_tag(FINGERPRINT_TAG, fingerprint)
     name = get_settings().model_name
+    client = MlflowClient()
     existing = find_version_with_tag(
-        MlflowClient(), name=name, key=FINGERPRINT_TAG, value=fingerprint
+        client, name=name, key=FINGERPRINT_TAG, value=fingerprint
     )
-    if existing is not None:
+    if existing is not None and gate_verdict(client, name, existing) is not None:
         logger.info(
             "Same data and hyperparameters as %s version %s: not registered again",
             name,
@@ -199,15 +226,12 @@ def model_evaluator(
         mlflow.set_tag("registered_version", f"{existing} (unchanged)")
         return metrics, existing
 
-    logged = log_served_model(model, test.tail(5))
-    version = _register(logged.model_uri, logged.run_id, metrics, fingerprint)
-    mlflow.set_tag("registered_version", version)
-    log_metadata(metadata={"mlflow_run_id": logged.run_id, "model_version": version})
-    gate = {
-        "primary": primary_metric,
-        "floor_metric": floor_metric,
-        "floor": floor,
-        "min_roc_auc": min_roc_auc,
-    }
-    _apply_gate(name, version, metrics, prices, test, config, gate)
+    version = _register_or_reuse(model, test, metrics, fingerprint, existing)
+    rules = GateRules(
+        primary=primary_metric,
+        floor_metric=floor_metric,
+        floor=floor,
+        min_roc_auc=min_roc_auc,
+    )
+    _apply_gate(name, version, metrics, prices, test, config, rules)
     return metrics, version

@@ -3,17 +3,25 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import pytest
+from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from goldsignals.errors import ModelNotFoundError
 from goldsignals.registry import (
+    CHALLENGER,
     CHAMPION,
+    GateRules,
     champion_gate,
     champion_history,
     champion_version,
+    find_version_with_tag,
+    gate_verdict,
+    gate_version,
     move_champion,
     roll_back_champion,
     select_serving_version,
@@ -169,3 +177,108 @@ def test_rollback_of_the_first_champion_is_refused(
     move_champion(client, "solo", "1", actor="x", reason="first")
     with pytest.raises(ModelNotFoundError, match="the first champion"):
         roll_back_champion(client, "solo", actor="x", reason="y")
+
+
+RULES = GateRules(primary="sharpe", floor_metric="f1", floor=0.5)
+FINGERPRINT = "training_fingerprint"
+
+
+def _registry(tmp_path: Path, versions: int) -> MlflowClient:
+    """A fresh SQLite registry with ``versions`` versions of ``gated``."""
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'm.db'}")
+    client.create_registered_model("gated")
+    for number in range(1, versions + 1):
+        tags = {FINGERPRINT: f"fp{number}"}
+        client.create_model_version("gated", source=str(tmp_path), tags=tags)
+    return client
+
+
+def _run_gate(client: MlflowClient, version: str, sharpe: float) -> str:
+    """Gate ``version`` against a champion whose Sharpe is 1.0; the verdict."""
+    challenger = {"f1": 0.6, "sharpe": sharpe, "roc_auc": 0.55}
+    decision = gate_version(
+        client,
+        "gated",
+        version,
+        challenger,
+        champion_metrics=lambda champion: {"sharpe": 1.0},
+        rules=RULES,
+        actor="tester",
+    )
+    return decision.verdict
+
+
+def _outage(*args: Any, **kwargs: Any) -> None:
+    raise MlflowException("tracking server unreachable")
+
+
+def _moves(client: MlflowClient) -> list[tuple[str, str]]:
+    history = champion_history(client, "gated")
+    return [(move["from_version"], move["to_version"]) for move in history]
+
+
+def test_gate_version_records_the_verdict_of_both_outcomes(tmp_path: Path) -> None:
+    client = _registry(tmp_path, versions=2)
+    before = gate_verdict(client, "gated", "1")
+
+    first = _run_gate(client, "1", sharpe=0.5)
+    weaker = _run_gate(client, "2", sharpe=0.5)
+
+    assert before is None
+    assert (first, weaker) == (CHAMPION, CHALLENGER)
+    assert gate_verdict(client, "gated", "1") == CHAMPION
+    assert gate_verdict(client, "gated", "2") == CHALLENGER
+    assert champion_version(client, "gated") == "1"
+    reason = client.get_model_version("gated", "2").tags["challenger_reason"]
+    assert reason == "sharpe 0.5000 does not beat the champion's 1.0000"
+
+
+def test_gate_version_failed_alias_move_leaves_no_verdict_and_retry_gates(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client = _registry(tmp_path, versions=2)
+    _run_gate(client, "1", sharpe=0.5)
+    monkeypatch.setattr(client, "set_registered_model_alias", _outage)
+    with pytest.raises(MlflowException, match="unreachable"):
+        _run_gate(client, "2", sharpe=2.0)
+    monkeypatch.undo()
+
+    retried = find_version_with_tag(client, name="gated", key=FINGERPRINT, value="fp2")
+    pending = gate_verdict(client, "gated", "2")
+    verdict = _run_gate(client, "2", sharpe=2.0)
+
+    assert (retried, pending, verdict) == ("2", None, CHAMPION)
+    assert champion_version(client, "gated") == "2"
+    assert _moves(client) == [("", "1"), ("1", "2")]
+
+
+def test_gate_version_retry_after_alias_moved_keeps_it_without_a_new_move(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client = _registry(tmp_path, versions=2)
+    _run_gate(client, "1", sharpe=0.5)
+    monkeypatch.setattr(client, "set_model_version_tag", _outage)
+    with pytest.raises(MlflowException, match="unreachable"):
+        _run_gate(client, "2", sharpe=2.0)
+    monkeypatch.undo()
+    pending = gate_verdict(client, "gated", "2")
+
+    def no_champion_scoring(champion: str) -> Mapping[str, float]:
+        raise AssertionError(f"v{champion} should not be scored again")
+
+    decision = gate_version(
+        client,
+        "gated",
+        "2",
+        {"f1": 0.6, "sharpe": 2.0, "roc_auc": 0.55},
+        champion_metrics=no_champion_scoring,
+        rules=RULES,
+        actor="tester",
+    )
+
+    assert pending is None
+    assert decision.promote
+    assert decision.reason == "v2 already holds the champion alias"
+    assert gate_verdict(client, "gated", "2") == CHAMPION
+    assert champion_version(client, "gated") == "2"
+    assert _moves(client) == [("", "1")]
