@@ -14,6 +14,7 @@ import pytest
 from goldsignals import postgres_host
 from goldsignals.postgres_host import PostgresHost
 from tests.helpers import free_port, server_folder
+from tests.leakage import RecordingClassifier
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
@@ -59,6 +60,14 @@ def real_prices(shared_data: Path) -> pd.DataFrame:
     )
     prices.columns = prices.columns.str.lower()
     return prices.rename_axis("date").astype(np.float64)
+
+
+@pytest.fixture
+def fit_recorder() -> Iterator[type[RecordingClassifier]]:
+    """RecordingClassifier with an empty record of fits, emptied again after."""
+    RecordingClassifier.fitted.clear()
+    yield RecordingClassifier
+    RecordingClassifier.fitted.clear()
 
 
 @pytest.fixture(scope="session")

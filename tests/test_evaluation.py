@@ -2,7 +2,9 @@
 
 The leakage check the issue asks for (a centred rolling mean of the close must
 be caught as non-causal) lives in tests/test_features.py
-(``test_causality_check_catches_leaky_feature[centred-mean]``).
+(``test_causality_check_catches_leaky_feature[centred-mean]``). That no
+test-window row reaches a fit is checked with tests/leakage.py, here and in
+tests/test_modeling.py.
 """
 
 from __future__ import annotations
@@ -67,6 +69,7 @@ from goldsignals.report import (
 )
 from goldsignals.splitting import chronological_split
 from tests.helpers import goldsignals, isolated_env, real_price_slice
+from tests.leakage import RecordingClassifier, assert_no_test_rows
 from zenml_pipelines import CONFIG_DIR
 
 SMALL_FOREST = {
@@ -268,6 +271,36 @@ def test_report_on_split_backtests_the_served_model(
     backtest = report.performance.loc[MODEL]
     assert backtest["sharpe"] == pytest.approx(champion_way["sharpe"])
     assert backtest["total_return"] == pytest.approx(champion_way["total_return"])
+
+
+def test_evaluate_model_fits_folds_on_training_rows_only(
+    fit_recorder: type[RecordingClassifier],
+) -> None:
+    split = chronological_split(_frame(500), test_fraction=0.2, gap=1)
+    model = fit_model(fit_recorder(), split.train)
+    fit_recorder.fitted.clear()
+
+    evaluate_model(split, model, n_splits=5, horizon=1)
+
+    folds = walk_forward_folds(split.train, n_splits=5, horizon=1)
+    assert_no_test_rows(fit_recorder.fitted, split.test.index)
+    assert [len(dates) for dates in fit_recorder.fitted] == [
+        len(fold.train) for fold in folds
+    ]
+    for dates, fold in zip(fit_recorder.fitted, folds, strict=True):
+        assert dates.equals(fold.train.index)
+
+
+def test_build_report_fits_on_training_rows_only(
+    real_prices: pd.DataFrame, fit_recorder: type[RecordingClassifier]
+) -> None:
+    prices, _ = clean_prices(real_prices.tail(900))
+    model = ModelConfig(estimator="tests.leakage.RecordingClassifier")
+
+    report = build_report(prices, ReportConfig(model=model, n_splits=3))
+
+    assert len(fit_recorder.fitted) == 1 + 3
+    assert_no_test_rows(fit_recorder.fitted, report.signals.index)
 
 
 def test_summarise_folds_mean_std_without_test_fold() -> None:

@@ -17,7 +17,8 @@ from goldsignals.modeling import (
     evaluate_classifier,
     train_classifier,
 )
-from goldsignals.splitting import fit_scaler, scale_features
+from goldsignals.splitting import chronological_split, fit_scaler, scale_features
+from tests.leakage import RecordingClassifier, assert_no_test_rows
 
 
 def _frame(rows: int, seed: int = 0) -> pd.DataFrame:
@@ -89,6 +90,38 @@ def test_train_classifier_single_class_rejected() -> None:
 
     with pytest.raises(ModelConfigError, match="single class"):
         train_classifier(build_estimator(ModelConfig()), frame)
+
+
+def test_train_classifier_fits_on_training_rows_only(
+    fit_recorder: type[RecordingClassifier],
+) -> None:
+    split = chronological_split(_frame(300), test_fraction=0.2, gap=1)
+    scaler = fit_scaler(split.train)
+    estimator = build_estimator(
+        ModelConfig(estimator="tests.leakage.RecordingClassifier")
+    )
+
+    train_classifier(estimator, scale_features(scaler, split.train))
+
+    assert_no_test_rows(fit_recorder.fitted, split.test.index)
+    assert fit_recorder.fitted[0].equals(split.train.index)
+    assert scaler.n_samples_seen_ == len(split.train)
+
+
+def test_leakage_check_catches_a_fit_on_train_and_test(
+    fit_recorder: type[RecordingClassifier],
+) -> None:
+    split = chronological_split(_frame(300), test_fraction=0.2, gap=1)
+    leaky = pd.concat([split.train, split.test])
+
+    train_classifier(fit_recorder(), scale_features(fit_scaler(leaky), leaky))
+
+    first = f"{split.test.index[0]:%Y-%m-%d}"
+    with pytest.raises(
+        AssertionError,
+        match=f"saw {len(split.test)} test-window rows, the first on {first}",
+    ):
+        assert_no_test_rows(fit_recorder.fitted, split.test.index)
 
 
 def test_evaluate_classifier_learnable_signal_scores_high() -> None:
