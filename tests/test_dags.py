@@ -145,7 +145,7 @@ def test_generated_dags_parse_without_heavy_imports(parsed: dict[str, Any]) -> N
     assert parsed["heavy"] == []
 
 
-@pytest.mark.parametrize(("index", "operator"), enumerate(OPERATORS.values()))
+@pytest.mark.parametrize(("index", "operator"), list(enumerate(OPERATORS.values())))
 def test_generated_dag_uses_configured_operator(
     parsed: dict[str, Any], index: int, operator: str
 ) -> None:

@@ -10,6 +10,8 @@ Revises: 0001
 Create Date: 2026-12-03
 """
 
+from typing import Any
+
 import sqlalchemy as sa
 from alembic import op
 
@@ -19,13 +21,19 @@ branch_labels = None
 depends_on = None
 
 READ_ONLY_ROLE = "goldsignals_readonly"
-NEW_COLUMNS = (
-    sa.Column("model_alias", sa.String(64), nullable=True),
-    sa.Column("last_price_date", sa.Date, nullable=True),
-    sa.Column("feature_hash", sa.String(64), nullable=True),
-    sa.Column("realised_return", sa.Float, nullable=True),
-    sa.Column("outcome_correct", sa.Boolean, nullable=True),
-)
+
+
+def _new_columns() -> list[sa.Column[Any]]:
+    # Fresh objects each time: a Column belongs to the one table it joins.
+    return [
+        sa.Column("model_alias", sa.String(64), nullable=True),
+        sa.Column("last_price_date", sa.Date, nullable=True),
+        sa.Column("feature_hash", sa.String(64), nullable=True),
+        sa.Column("realised_return", sa.Float, nullable=True),
+        sa.Column("outcome_correct", sa.Boolean, nullable=True),
+    ]
+
+
 VIEW_0001 = """
 CREATE VIEW latest_signals AS
 SELECT s.ticker, s.as_of_date, s.signal, s.probability, s.model_name,
@@ -57,14 +65,14 @@ def upgrade() -> None:
     # The view goes first: SQLite rebuilds the table to alter it.
     op.execute("DROP VIEW latest_signals")
     with op.batch_alter_table("signals") as batch:
-        for column in NEW_COLUMNS:
-            batch.add_column(column.copy())
+        for column in _new_columns():
+            batch.add_column(column)
     _create_view(VIEW_0002)
 
 
 def downgrade() -> None:
     op.execute("DROP VIEW latest_signals")
     with op.batch_alter_table("signals") as batch:
-        for column in reversed(NEW_COLUMNS):
+        for column in reversed(_new_columns()):
             batch.drop_column(column.name)
     _create_view(VIEW_0001)
