@@ -39,3 +39,7 @@ class PipelineRunError(GoldSignalsError, RuntimeError):
 
 class SettingsError(GoldSignalsError, ValueError):
     """A setting is missing or invalid, or the state does not allow a command."""
+
+
+class TickerMismatchError(GoldSignalsError, ValueError):
+    """An input artifact was built for another ticker than the configured one."""

@@ -7,12 +7,13 @@ import logging
 from typing import Annotated
 
 import pandas as pd
-from zenml import log_metadata, step
+from zenml import get_step_context, log_metadata, step
 
 from goldsignals.config import Settings, get_settings
 from goldsignals.price_store import SqlHistory
 from goldsignals.prices import LoadedPrices, load_prices, yahoo_fetcher
 from goldsignals.signal_store import create_signal_engine
+from goldsignals.tickers import TICKER_KEY
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +51,11 @@ def data_loader() -> Annotated[pd.DataFrame, "gold_prices"]:
             "fetched_rows": loaded.fetched_rows,
             "history": history.name,
         }
+    )
+    # On the run too: training and inference check the ticker of what they read.
+    log_metadata(
+        metadata={TICKER_KEY: settings.ticker},
+        run_id_name_or_prefix=get_step_context().pipeline_run.id,
     )
     return loaded.prices
 

@@ -10,6 +10,7 @@ from zenml import get_step_context, step
 from goldsignals.config import get_settings
 from goldsignals.features import latest_rows
 from goldsignals.inference import ModelRef, predict_signals
+from steps import require_input_ticker
 
 
 @step(enable_cache=False)
@@ -31,7 +32,11 @@ def inference_predict(
 
     Returns:
         Signal rows with the signals table's columns.
+
+    Raises:
+        TickerMismatchError: The features were built for another ticker.
     """
+    require_input_ticker("features")
     rows = latest_rows(features, count=latest_dates)
     return predict_signals(
         model,

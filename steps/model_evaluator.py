@@ -41,6 +41,7 @@ from goldsignals.report import (
     write_report,
 )
 from goldsignals.splitting import SplitFrames
+from steps import require_input_ticker
 
 logger = logging.getLogger(__name__)
 
@@ -196,6 +197,7 @@ def model_evaluator(
     Returns:
         The test metrics and the registered model version.
     """
+    require_input_ticker("test")
     model = bundle_model(scaler, classifier)
     metrics = evaluate_classifier(model, test)
     fingerprint = training_fingerprint(classifier, train, test)

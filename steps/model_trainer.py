@@ -15,6 +15,7 @@ from goldsignals.modeling import (
     build_estimator,
     train_classifier,
 )
+from steps import require_input_ticker
 
 
 @step(enable_cache=False)
@@ -34,6 +35,10 @@ def model_trainer(
 
     Returns:
         The fitted classifier (expects scaled features).
+
+    Raises:
+        TickerMismatchError: The features were built for another ticker.
     """
+    require_input_ticker("train")
     config = ModelConfig(estimator=estimator, params=params or {})
     return train_classifier(build_estimator(config), train)

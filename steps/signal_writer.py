@@ -9,6 +9,7 @@ from zenml import log_metadata, step
 
 from goldsignals.config import get_settings
 from goldsignals.signal_store import create_signal_engine, write_signals
+from steps import require_input_ticker
 
 
 @step(enable_cache=False)
@@ -28,6 +29,7 @@ def signal_writer(
     Returns:
         How many rows were written.
     """
+    require_input_ticker("prices")
     engine = create_signal_engine(get_settings().signals_url)
     try:
         rows = [

@@ -276,3 +276,18 @@ def test_next_day_fills_the_realised_outcome(state: dict[str, str]) -> None:
         assert bool(earlier["outcome_correct"]) is wanted
     assert newest["realised_return"] is None
     assert "Track record: 1 signals" in goldsignals(env, "signals").stdout
+
+
+def test_another_tickers_features_are_refused(state: dict[str, str]) -> None:
+    before = [tuple(row) for row in _signal_rows(state)]
+    other = {**state, "GOLDSIGNALS_TICKER": "QA", "GOLDSIGNALS_MODEL_NAME": "qa"}
+
+    goldsignals(other, "run", "feature-engineering")
+    inference = goldsignals(state, "run", "inference", check=False)
+    training = goldsignals(state, "run", "training", check=False)
+
+    for result in (inference, training):
+        assert result.returncode == 2
+        last_line = result.stderr.strip().splitlines()[-1]
+        assert "was built for ticker QA, not GC=F" in last_line
+    assert [tuple(row) for row in _signal_rows(state)] == before
