@@ -42,9 +42,9 @@ mlflow_app = typer.Typer(help="MLflow tracking server on Postgres (127.0.0.1).")
 app.add_typer(mlflow_app, name="mlflow")
 
 
-def _settings() -> Settings:
+def _settings(*, deployed: bool = True) -> Settings:
     try:
-        settings = get_settings()
+        settings = get_settings(deployed=deployed)
     except ValidationError as exc:
         raise SettingsError(settings_problems(exc)) from exc
     except ValueError as exc:
@@ -264,7 +264,9 @@ def deploy_stack(
     from goldsignals import deploy, zenml_server
     from goldsignals.signal_store import create_signal_engine
 
-    settings = _settings()
+    # The deployment is derived anew from the environment and .env (ports
+    # and URLs may have changed since the last one), never from itself.
+    settings = _settings(deployed=False)
     zenml_url = settings.zenml_server_url or zenml_server.from_settings(settings).url
     deployment = deploy.plan_deployment(settings, zenml_url=zenml_url)
     deploy.check_services(deployment)
@@ -424,7 +426,13 @@ def signals(
         track_record,
     )
 
-    engine = create_signal_engine(settings.signals_url)
+    if settings.signals_db_url is None and not settings.default_signals_db.is_file():
+        print(
+            "No signals yet: run `goldsignals run all` (or `make run`), or, on "
+            "the Airflow stack, trigger gold_inference"
+        )
+        return
+    engine = create_signal_engine(settings.signals_url, create=False)
     frame = read_latest_signals(engine, ticker=ticker, limit=limit)
     record = track_record(engine, ticker=ticker)
     engine.dispose()

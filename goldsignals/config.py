@@ -138,9 +138,14 @@ class Settings(BaseSettings):
         return self.data_dir / "prices" / f"{safe}.parquet"
 
     @property
+    def default_signals_db(self) -> Path:
+        """The embedded signals database, used while no URL is set."""
+        return self.data_dir / "signals.db"
+
+    @property
     def signals_url(self) -> str:
         """SQLAlchemy URL of the signals database (SQLite file by default)."""
-        return self.signals_db_url or f"sqlite:///{self.data_dir / 'signals.db'}"
+        return self.signals_db_url or f"sqlite:///{self.default_signals_db}"
 
     @property
     def tracking_uri(self) -> str:
@@ -235,16 +240,20 @@ def step_variables(settings: Settings) -> dict[str, str]:
     }
 
 
-def get_settings() -> Settings:
+def get_settings(*, deployed: bool = True) -> Settings:
     """Read the settings from the environment, ``.env`` and the deployment.
 
     Precedence, highest first: environment variables, ``.env``, then the
     ``deployment.env`` that ``goldsignals deploy-stack`` writes into the
     state folder (so that after a deployment every command reads the
     deployed signals database and MLflow server).
+
+    Args:
+        deployed: Whether to read ``deployment.env``; ``deploy-stack`` does
+            not, since it derives that file anew from the other two.
     """
     settings = Settings()
-    if settings.deployment_file.is_file():
+    if deployed and settings.deployment_file.is_file():
         files = (settings.deployment_file, Path(".env"))
         settings = Settings(_env_file=files)  # type: ignore[call-arg]
     return settings

@@ -25,7 +25,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
 from mlflow.tracking import MlflowClient
 
-from goldsignals.errors import ModelNotFoundError
+from goldsignals.errors import ModelConfigError, ModelNotFoundError
 from goldsignals.inference import ModelRef
 from goldsignals.modeling import feature_matrix, up_probability
 
@@ -260,6 +260,32 @@ class GateRules:
     floor_metric: str
     floor: float
     min_roc_auc: float = 0.5
+
+
+def check_gate_metrics(rules: GateRules, metrics: Mapping[str, float]) -> None:
+    """Fail unless the gate's metrics are metrics the evaluation produces.
+
+    A misspelt name would otherwise count as an undefined metric and quietly
+    keep every new version a challenger.
+
+    Args:
+        rules: The gate's settings.
+        metrics: The metrics of an evaluated version.
+
+    Raises:
+        ModelConfigError: A gate metric is not in ``metrics``; every unknown
+            one is named, with the metrics to choose from.
+    """
+    named = {"primary_metric": rules.primary, "floor_metric": rules.floor_metric}
+    unknown = [f"{key} {name!r}" for key, name in named.items() if name not in metrics]
+    if unknown:
+        plain = sorted(name for name in metrics if not name.startswith(("wf_", "bt_")))
+        raise ModelConfigError(
+            f"{' and '.join(unknown)} of model_evaluator (training YAML) "
+            f"{'is' if len(unknown) == 1 else 'are'} not a metric of the "
+            f"evaluation; choose one of {', '.join(plain)} (or a logged wf_* "
+            "or bt_* metric)"
+        )
 
 
 def _finite(metrics: Mapping[str, float], name: str) -> float:

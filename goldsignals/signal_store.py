@@ -121,7 +121,7 @@ def _run_migration(engine: Engine, direction: str, revision: str) -> None:
         getattr(command, direction)(_alembic_config(connection), revision)
 
 
-def create_signal_engine(url: str) -> Engine:
+def create_signal_engine(url: str, *, create: bool = True) -> Engine:
     """Create an engine for ``url`` and bring its schema to the newest version.
 
     For a SQLite file, its folder is created first.
@@ -129,14 +129,24 @@ def create_signal_engine(url: str) -> Engine:
     Args:
         url: SQLAlchemy URL, e.g. ``sqlite:////abs/signals.db`` or
             ``postgresql+psycopg2://user:pw@127.0.0.1:5432/goldsignals``.
+        create: Whether a missing SQLite file may be created; readers pass
+            False, so that a mistyped path is an error, not a new database.
 
     Raises:
-        SignalStoreError: If the database cannot be reached; the message
-            names host and database but never the password.
+        SignalStoreError: If the database cannot be reached, or a SQLite
+            file is missing and ``create`` is False; the message names host
+            and database (or the file) but never the password.
     """
     parsed = parse_database_url(url)
     if parsed.get_backend_name() == "sqlite" and parsed.database:
-        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        path = Path(parsed.database)
+        if not create and not path.is_file():
+            raise SignalStoreError(
+                f"no signals database at {path}: fix GOLDSIGNALS_SIGNALS_DB_URL "
+                "(environment, .env or deployment.env), or write signals first "
+                "(`make run`)"
+            )
+        path.parent.mkdir(parents=True, exist_ok=True)
 
     # A database that is down or unreachable fails the connection in seconds.
     connect_args = (

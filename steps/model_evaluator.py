@@ -25,6 +25,7 @@ from goldsignals.modeling import (
 )
 from goldsignals.registry import (
     GateRules,
+    check_gate_metrics,
     find_version_with_tag,
     gate_verdict,
     gate_version,
@@ -209,6 +210,13 @@ def model_evaluator(
     split = SplitFrames(train, test)
     report = report_on_split(prices, split, model, config)
     metrics.update(mlflow_metrics(report))
+    rules = GateRules(
+        primary=primary_metric,
+        floor_metric=floor_metric,
+        floor=floor,
+        min_roc_auc=min_roc_auc,
+    )
+    check_gate_metrics(rules, metrics)
 
     mlflow.log_params(_training_params(classifier, train, test))
     mlflow.log_metrics(metrics)
@@ -229,11 +237,5 @@ def model_evaluator(
         return metrics, existing
 
     version = _register_or_reuse(model, test, metrics, fingerprint, existing)
-    rules = GateRules(
-        primary=primary_metric,
-        floor_metric=floor_metric,
-        floor=floor,
-        min_roc_auc=min_roc_auc,
-    )
     _apply_gate(name, version, metrics, prices, test, config, rules)
     return metrics, version

@@ -147,3 +147,26 @@ def test_bad_setting_names_its_value_and_what_to_do(tmp_path: Path) -> None:
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith("error: GOLDSIGNALS_POSTGRES_PORT='abc':")
     assert "fix or unset it" in last
+
+
+def test_signals_from_a_missing_sqlite_file_names_it_and_creates_nothing(
+    tmp_path: Path,
+) -> None:
+    missing = tmp_path / "typo" / "signals.db"
+    url = {"GOLDSIGNALS_SIGNALS_DB_URL": f"sqlite:///{missing}"}
+
+    result = _goldsignals(tmp_path / "home", "signals", extra=url)
+
+    assert result.returncode == 2
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"error: no signals database at {missing}")
+    assert "GOLDSIGNALS_SIGNALS_DB_URL" in last
+    assert not missing.parent.exists()
+
+
+def test_signals_before_any_run_says_how_to_make_some(tmp_path: Path) -> None:
+    result = _goldsignals(tmp_path, "signals")
+
+    assert result.returncode == 0
+    assert result.stdout.startswith("No signals yet: run `goldsignals run all`")
+    assert not (tmp_path / "data" / "signals.db").exists()

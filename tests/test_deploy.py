@@ -89,6 +89,30 @@ def test_deploy_stack_with_services_down_names_each_and_changes_nothing(
     assert not (tmp_path / "dags").exists()
 
 
+def test_deploy_stack_plans_anew_from_changed_ports(tmp_path: Path) -> None:
+    stale = "http://127.0.0.1:5000"
+    (tmp_path / "deployment.env").write_text(
+        f"GOLDSIGNALS_MLFLOW_TRACKING_URI={stale}\n"
+        "GOLDSIGNALS_SIGNALS_DB_URL=postgresql+psycopg2://goldsignals@127.0.0.1:5433/x\n"
+    )
+    env = isolated_env(
+        tmp_path,
+        GOLDSIGNALS_POSTGRES_PORT=str(free_port()),
+        GOLDSIGNALS_MLFLOW_PORT=str(free_port()),
+        GOLDSIGNALS_AIRFLOW_PORT=str(free_port()),
+        GOLDSIGNALS_ZENML_SERVER_PORT=str(free_port()),
+    )
+
+    result = goldsignals(env, "deploy-stack", check=False)
+
+    assert result.returncode == 2
+    mlflow = f"http://127.0.0.1:{env['GOLDSIGNALS_MLFLOW_PORT']}"
+    postgres = f"127.0.0.1:{env['GOLDSIGNALS_POSTGRES_PORT']}/goldsignals"
+    assert f"MLflow server does not answer at {mlflow}" in result.stderr
+    assert postgres in result.stderr
+    assert stale not in result.stderr
+
+
 def test_deploy_stack_probes_the_zenml_server_it_is_given(tmp_path: Path) -> None:
     zenml = f"http://127.0.0.1:{free_port()}"
     env = isolated_env(

@@ -278,7 +278,53 @@ def test_next_day_fills_the_realised_outcome(state: dict[str, str]) -> None:
     assert "Track record: 1 signals" in goldsignals(env, "signals").stdout
 
 
+def _training_config(state: dict[str, str], name: str, **parameters: object) -> Path:
+    """The training YAML with some model_evaluator parameters replaced."""
+    import yaml
+
+    from zenml_pipelines import config_path
+
+    config = yaml.safe_load(config_path("training").read_text())
+    config["steps"]["model_evaluator"]["parameters"].update(parameters)
+    path = Path(state["GOLDSIGNALS_HOME"]) / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def _version_count(state: dict[str, str]) -> str:
+    return _mlflow(state, "print(len(c.search_model_versions(f\"name='{name}'\")))")
+
+
+def test_misspelt_gate_metric_is_named_and_registers_nothing(
+    state: dict[str, str],
+) -> None:
+    config = _training_config(state, "misspelt", primary_metric="shrape")
+    before = _version_count(state)
+
+    result = goldsignals(state, "run", "training", "--config", str(config), check=False)
+
+    assert result.returncode == 2
+    last_line = result.stderr.strip().splitlines()[-1]
+    assert "primary_metric 'shrape'" in last_line
+    assert "choose one of" in last_line
+    assert "sharpe" in last_line
+    assert _version_count(state) == before
+
+
+def test_invalid_parameter_names_no_earlier_run(state: dict[str, str]) -> None:
+    config = _training_config(state, "bad_floor", floor="abc")
+
+    result = goldsignals(state, "run", "training", "--config", str(config), check=False)
+
+    assert result.returncode == 2
+    last_line = result.stderr.strip().splitlines()[-1]
+    assert last_line.startswith("error: pipeline gold_training did not start")
+    assert "floor" in last_line
+    assert "(run gold_training-" not in last_line
+
+
 def test_another_tickers_features_are_refused(state: dict[str, str]) -> None:
+    """Last in this module: it leaves another ticker's features the newest."""
     before = [tuple(row) for row in _signal_rows(state)]
     other = {**state, "GOLDSIGNALS_TICKER": "QA", "GOLDSIGNALS_MODEL_NAME": "qa"}
 

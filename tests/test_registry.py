@@ -11,7 +11,7 @@ import pytest
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from goldsignals.errors import ModelNotFoundError
+from goldsignals.errors import ModelConfigError, ModelNotFoundError
 from goldsignals.registry import (
     CHALLENGER,
     CHAMPION,
@@ -19,6 +19,7 @@ from goldsignals.registry import (
     champion_gate,
     champion_history,
     champion_version,
+    check_gate_metrics,
     find_version_with_tag,
     gate_verdict,
     gate_version,
@@ -282,3 +283,21 @@ def test_gate_version_retry_after_alias_moved_keeps_it_without_a_new_move(
     assert gate_verdict(client, "gated", "2") == CHAMPION
     assert champion_version(client, "gated") == "2"
     assert _moves(client) == [("", "1")]
+
+
+def test_check_gate_metrics_names_every_misspelt_metric_and_the_choices() -> None:
+    rules = GateRules(primary="shrape", floor_metric="f_1", floor=0.5)
+    metrics = {"f1": 0.6, "sharpe": 0.4, "roc_auc": 0.55, "wf_classifier_f1": 0.5}
+
+    with pytest.raises(ModelConfigError) as caught:
+        check_gate_metrics(rules, metrics)
+
+    message = str(caught.value)
+    assert "primary_metric 'shrape' and floor_metric 'f_1'" in message
+    assert "choose one of f1, roc_auc, sharpe" in message
+
+
+def test_check_gate_metrics_known_metrics_pass() -> None:
+    rules = GateRules(primary="sharpe", floor_metric="f1", floor=0.5)
+
+    check_gate_metrics(rules, {"f1": 0.6, "sharpe": float("nan")})

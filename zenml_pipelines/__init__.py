@@ -146,16 +146,35 @@ def run_pipeline(name: str, config: Path | None = None) -> None:
         check_config_file(config)
     check_prerequisites(name)
     pipeline = configured_pipeline(name, config)
+    before = _last_run_id(pipeline.name)
     try:
         pipeline()
     except RuntimeError as exc:
-        raise PipelineRunError(_failure_summary(pipeline.name, exc)) from exc
+        raise PipelineRunError(_failure_summary(pipeline.name, exc, before)) from exc
 
 
-def _failure_summary(pipeline_name: str, exc: Exception) -> str:
+def _last_run_id(pipeline_name: str) -> Any:
+    """The id of the pipeline's newest run, or None before its first."""
+    from zenml.client import Client
+
+    try:
+        return Client().get_pipeline(pipeline_name).last_run.id
+    except (KeyError, RuntimeError):
+        return None
+
+
+def _failure_summary(pipeline_name: str, exc: Exception, before: Any) -> str:
+    """The failed steps of the run that just failed, with their errors.
+
+    When the failure came before any run was created (a step parameter that
+    fails validation, say), only the error is reported: the newest run is
+    then an earlier one, which did not fail.
+    """
     from zenml.client import Client
 
     run = Client().get_pipeline(pipeline_name).last_run
+    if run.id == before:
+        return f"pipeline {pipeline_name} did not start: {exc}"
     failed = [step for step in run.steps.values() if str(step.status) == "failed"]
     reasons = [
         f"step {step.name} failed: "
