@@ -61,16 +61,20 @@ def test_a_tracking_uri_that_is_no_server_is_refused(tmp_path: Path) -> None:
         plan_deployment(settings, zenml_url=None)
 
 
+def _nothing_listening(home: Path, **extra: str) -> dict[str, str]:
+    """An environment whose services all sit on free ports, nothing running."""
+    ports = {
+        f"GOLDSIGNALS_{name}_PORT": str(free_port())
+        for name in ("POSTGRES", "MLFLOW", "AIRFLOW", "ZENML_SERVER")
+    }
+    return isolated_env(home, **{**ports, **extra})
+
+
 def test_deploy_stack_with_services_down_names_each_and_changes_nothing(
     tmp_path: Path,
 ) -> None:
-    env = isolated_env(
-        tmp_path,
-        GOLDSIGNALS_POSTGRES_PORT=str(free_port()),
-        GOLDSIGNALS_MLFLOW_PORT=str(free_port()),
-        GOLDSIGNALS_AIRFLOW_PORT=str(free_port()),
-        GOLDSIGNALS_ZENML_SERVER_PORT=str(free_port()),
-        GOLDSIGNALS_AIRFLOW_DAGS_DIR=str(tmp_path / "dags"),
+    env = _nothing_listening(
+        tmp_path, GOLDSIGNALS_AIRFLOW_DAGS_DIR=str(tmp_path / "dags")
     )
 
     result = goldsignals(env, "deploy-stack", check=False)
@@ -95,13 +99,7 @@ def test_deploy_stack_plans_anew_from_changed_ports(tmp_path: Path) -> None:
         f"GOLDSIGNALS_MLFLOW_TRACKING_URI={stale}\n"
         "GOLDSIGNALS_SIGNALS_DB_URL=postgresql+psycopg2://goldsignals@127.0.0.1:5433/x\n"
     )
-    env = isolated_env(
-        tmp_path,
-        GOLDSIGNALS_POSTGRES_PORT=str(free_port()),
-        GOLDSIGNALS_MLFLOW_PORT=str(free_port()),
-        GOLDSIGNALS_AIRFLOW_PORT=str(free_port()),
-        GOLDSIGNALS_ZENML_SERVER_PORT=str(free_port()),
-    )
+    env = _nothing_listening(tmp_path)
 
     result = goldsignals(env, "deploy-stack", check=False)
 
@@ -115,13 +113,7 @@ def test_deploy_stack_plans_anew_from_changed_ports(tmp_path: Path) -> None:
 
 def test_deploy_stack_probes_the_zenml_server_it_is_given(tmp_path: Path) -> None:
     zenml = f"http://127.0.0.1:{free_port()}"
-    env = isolated_env(
-        tmp_path,
-        GOLDSIGNALS_POSTGRES_PORT=str(free_port()),
-        GOLDSIGNALS_MLFLOW_PORT=str(free_port()),
-        GOLDSIGNALS_AIRFLOW_PORT=str(free_port()),
-        GOLDSIGNALS_ZENML_SERVER_URL=zenml,
-    )
+    env = _nothing_listening(tmp_path, GOLDSIGNALS_ZENML_SERVER_URL=zenml)
 
     result = goldsignals(env, "deploy-stack", check=False)
 
