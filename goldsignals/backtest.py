@@ -9,6 +9,13 @@ from flat costs 1x, flipping from long to short 2x. The first signal enters
 from flat; the last position is not closed (no exit cost), as for buy-and-hold,
 which is long every day and pays one entry cost.
 
+Capital is never negative: a day cannot lose more than the whole equity (a
+short position whose asset rises over 100 % loses everything, not more), and
+an equity at zero is a total loss that earns nothing afterwards
+(:func:`earned_returns`). So every statistic is a real number or NaN, never a
+complex one: such a path has a total and annual return of -100 % and a
+drawdown of -100 %.
+
 The statistics follow the definitions of empyrical (252 trading days a year,
 risk-free rate 0) but are computed here with numpy and pandas:
 ``empyrical-reloaded==0.7.1`` cannot be installed next to the pinned
@@ -160,17 +167,42 @@ def buy_and_hold(asset_returns: pd.Series[float], *, cost_bps: float) -> pd.Data
     return run_backtest(positions, asset_returns, cost_bps=cost_bps)
 
 
+def earned_returns(returns: pd.Series[float]) -> pd.Series[float]:
+    """Daily returns the capital can actually earn.
+
+    A loss stops at -1.0 (the whole equity), and every day after the first
+    total loss earns 0.0: nothing is left to trade with.
+
+    Args:
+        returns: Daily returns as fractions, indexed by exchange date.
+
+    Returns:
+        float64 returns on the same index, each -1.0 or more.
+    """
+    capped = np.maximum(returns.to_numpy(dtype=np.float64), -1.0)
+    ruined = np.maximum.accumulate(capped <= -1.0)
+    after_ruin = np.concatenate([[False], ruined[:-1]])
+    earned = np.where(after_ruin, 0.0, capped)
+    return pd.Series(earned, index=returns.index, dtype=np.float64)
+
+
 def total_return(returns: pd.Series[float]) -> float:
-    """Compounded return over all days, as a fraction."""
-    return float(np.prod(1.0 + returns.to_numpy()) - 1.0)
+    """Compounded return over all days, as a fraction (-1.0: total loss)."""
+    return float(np.prod(1.0 + earned_returns(returns).to_numpy()) - 1.0)
 
 
 def annual_return(returns: pd.Series[float]) -> float:
-    """Compound annual growth rate over ``len(returns)`` trading days."""
+    """Compound annual growth rate over ``len(returns)`` trading days.
+
+    -1.0 when the equity ends at zero (a total loss); NaN without days.
+    """
     if returns.empty:
         return math.nan
     years = len(returns) / TRADING_DAYS_PER_YEAR
-    return float((1.0 + total_return(returns)) ** (1.0 / years) - 1.0)
+    growth = 1.0 + total_return(returns)
+    if growth <= 0.0:
+        return -1.0
+    return float(growth ** (1.0 / years) - 1.0)
 
 
 def annual_volatility(returns: pd.Series[float]) -> float:
@@ -204,11 +236,12 @@ def equity_curve(returns: pd.Series[float]) -> pd.Series[float]:
     """Wealth of 1.0 invested before the first day, after each day's return.
 
     Returns:
-        ``len(returns) + 1`` values: 1.0, then the compounded wealth. The
-        index is positional (0 is the start), since the start has no date of
-        its own in ``returns``.
+        ``len(returns) + 1`` values: 1.0, then the compounded wealth (0.0 or
+        more, see :func:`earned_returns`). The index is positional (0 is the
+        start), since the start has no date of its own in ``returns``.
     """
-    wealth = np.concatenate([[1.0], np.cumprod(1.0 + returns.to_numpy())])
+    growth = 1.0 + earned_returns(returns).to_numpy()
+    wealth = np.concatenate([[1.0], np.cumprod(growth)])
     return pd.Series(wealth, dtype=np.float64)
 
 
@@ -224,7 +257,8 @@ def max_drawdown(returns: pd.Series[float]) -> tuple[float, int]:
     the curve is back at that peak, or to the last day when it never is.
 
     Returns:
-        The drawdown as a fraction (<= 0) and its length (0 without a loss).
+        The drawdown as a fraction (-1.0 to 0: -1.0 is a total loss) and its
+        length (0 without a loss).
     """
     curve = equity_curve(returns).to_numpy()
     falls = curve / np.maximum.accumulate(curve) - 1.0
@@ -248,8 +282,12 @@ def hit_rate(daily: pd.DataFrame) -> float:
 
 
 def performance(daily: pd.DataFrame) -> dict[str, float]:
-    """Every statistic of STAT_COLUMNS for one backtest from ``run_backtest``."""
-    returns = daily["return"]
+    """Every statistic of STAT_COLUMNS for one backtest from ``run_backtest``.
+
+    Returns and ratios are computed on :func:`earned_returns`, so each value
+    is a finite float or NaN whatever the path.
+    """
+    returns = earned_returns(daily["return"])
     depth, length = max_drawdown(returns)
     return {
         "total_return": total_return(returns),

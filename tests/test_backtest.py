@@ -19,6 +19,7 @@ from goldsignals.backtest import (
     backtest_signals,
     buy_and_hold,
     drawdown,
+    earned_returns,
     equity_curve,
     max_drawdown,
     next_day_returns,
@@ -186,6 +187,28 @@ def test_equity_curve_and_drawdown_start_at_one_and_zero() -> None:
 
     assert curve.tolist() == pytest.approx([1.0, 1.1, 0.55, 1.1])
     assert drawdown(curve).tolist() == pytest.approx([0.0, 0.0, -0.5, 0.0])
+
+
+def test_earned_returns_cap_a_loss_at_the_equity_and_stop_after_ruin() -> None:
+    earned = earned_returns(_returns([0.1, -3.0, 0.5, -0.2]))
+
+    assert earned.tolist() == [0.1, -1.0, 0.0, 0.0]
+
+
+def test_performance_short_losing_over_100_percent_is_a_total_loss() -> None:
+    positions = _returns([-1.0] * 5)
+    asset = _returns([0.01, 9.0, -0.9, 0.02, 0.01])
+    daily = run_backtest(positions, asset, cost_bps=2.0)
+
+    stats = performance(daily)
+
+    assert all(type(value) is float for value in stats.values())
+    assert all(math.isfinite(value) or math.isnan(value) for value in stats.values())
+    assert stats["total_return"] == -1.0
+    assert stats["annual_return"] == -1.0
+    assert stats["max_drawdown"] == -1.0
+    assert stats["max_drawdown_days"] == 5
+    assert equity_curve(daily["return"]).tolist()[2:] == [0.0] * 4
 
 
 @pytest.mark.parametrize(

@@ -22,7 +22,7 @@ import pytest
 import yaml
 from sklearn.linear_model import LogisticRegression
 
-from goldsignals.backtest import BacktestConfig
+from goldsignals.backtest import BacktestConfig, performance_table, run_backtest
 from goldsignals.cleaning import clean_prices
 from goldsignals.evaluation import (
     ALWAYS_UP,
@@ -61,6 +61,7 @@ from goldsignals.report import (
     build_report,
     classifier_performance,
     load_report_config,
+    mlflow_metrics,
     render_markdown,
     report_json,
     report_on_split,
@@ -373,6 +374,49 @@ def test_load_report_config_unreadable_file_named(tmp_path: Path) -> None:
 
     with pytest.raises(EvaluationError, match=r"feature_engineering\.yaml is not a"):
         load_report_config(tmp_path)
+
+
+def _tenfold_spike() -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Prices whose third close is ten times the second, and 5 test rows."""
+    index = pd.bdate_range("2026-08-03", periods=6, name="date")
+    close = np.array([2000.0, 2010.0, 20100.0, 2005.0, 2000.0, 2010.0])
+    values = {"open": close, "high": close, "low": close, "close": close}
+    prices = pd.DataFrame(values | {"volume": 10.0}, index=index)
+    return prices, _frame(5).set_axis(index[:5])
+
+
+def test_classifier_performance_short_through_tenfold_close_loses_all() -> None:
+    prices, test = _tenfold_spike()
+    sell = np.zeros(len(test))
+
+    stats = classifier_performance(prices, test, sell, ReportConfig())
+
+    assert all(type(value) is float for value in stats.values())
+    assert all(math.isfinite(value) or math.isnan(value) for value in stats.values())
+    assert (stats["total_return"], stats["annual_return"]) == (-1.0, -1.0)
+    assert stats["max_drawdown"] == -1.0
+
+
+def test_mlflow_metrics_of_a_total_loss_are_finite_floats() -> None:
+    index = pd.bdate_range("2026-08-03", periods=5, name="date")
+    short = pd.Series(-1.0, index=index)
+    asset = pd.Series([0.005, 9.0, -0.9, -0.0025, 0.005], index=index)
+    runs = {name: run_backtest(short, asset, cost_bps=2.0) for name in MODELS}
+    summary = pd.DataFrame(
+        {"f1": [0.5, math.nan, 0.4], "folds": 5.0}, index=pd.Index(MODELS)
+    )
+    empty = pd.DataFrame()
+    report = EvaluationReport(
+        ReportConfig(), empty, summary, performance_table(runs), empty, empty, ""
+    )
+
+    metrics = mlflow_metrics(report)
+
+    assert all(type(value) is float for value in metrics.values())
+    assert all(math.isfinite(value) for value in metrics.values())
+    assert metrics["annual_return"] == -1.0
+    assert metrics[f"bt_{MODEL}_max_drawdown"] == -1.0
+    assert f"wf_{MODELS[1]}_f1" not in metrics
 
 
 @pytest.fixture(scope="module")
