@@ -2,9 +2,10 @@
 
 Both stores hold standard price frames (see :mod:`goldsignals.prices`) and
 share one contract: ``read`` returns the whole history of the ticker (empty
-when there is none), ``last_date`` its newest date, ``write`` makes a given
-frame the new history and ``append`` adds or replaces the bars of a frame,
-each atomically, so a failed run leaves the old history exactly as it was.
+when there is none), ``last_date`` its newest date, ``bar_before`` the newest
+bar before a date, ``write`` makes a given frame the new history and
+``append`` adds or replaces the bars of a frame, each atomically, so a failed
+run leaves the old history exactly as it was.
 
 The product keeps the history in the ``prices`` table of the signals
 database (SQLite in the state folder, Postgres in host mode): it lives next
@@ -62,6 +63,13 @@ class PriceHistory(Protocol):
 
     def last_date(self) -> datetime.date | None:
         """The newest stored date (None: nothing is stored)."""
+
+    def bar_before(self, day: datetime.date) -> pd.DataFrame:
+        """The bar of the newest stored date before ``day`` with a close.
+
+        Returns:
+            A standard price frame of that one bar, or without rows.
+        """
 
     def append(self, frame: pd.DataFrame) -> None:
         """Add the bars of ``frame``, replacing stored bars of its dates."""
@@ -128,6 +136,12 @@ class ParquetHistory:
         """The newest date in the file (reads the whole file)."""
         frame = self.read()
         return None if frame.empty else pd.Timestamp(frame.index.max()).date()
+
+    def bar_before(self, day: datetime.date) -> pd.DataFrame:
+        """The newest bar before ``day`` with a close (reads the whole file)."""
+        frame = self.read()
+        earlier = frame.index < pd.Timestamp(day)
+        return frame[earlier & frame["close"].notna()].tail(1)
 
     def append(self, frame: pd.DataFrame) -> None:
         """Rewrite the file with the bars of ``frame`` added (dates replaced)."""
@@ -231,6 +245,30 @@ class SqlHistory:
             self.write(self._legacy_history())
             return self.last_date() if self._has_rows() else None
         return _as_date(newest)
+
+    def bar_before(self, day: datetime.date) -> pd.DataFrame:
+        """The newest bar before ``day``: one indexed lookup.
+
+        Every row has a close (the table's prices are NOT NULL).
+
+        Raises:
+            SignalStoreError: The database cannot be read.
+        """
+        query = (
+            sa.select(prices_table)
+            .where(prices_table.c.ticker == self.ticker)
+            .where(prices_table.c.date < day)
+            .order_by(prices_table.c.date.desc())
+            .limit(1)
+        )
+        try:
+            with self.engine.connect() as connection:
+                rows = connection.execute(query).mappings().all()
+        except SQLAlchemyError as exc:
+            raise SignalStoreError(f"cannot read {self.name}: {exc}") from exc
+        if not rows:
+            return empty_frame()
+        return as_standard_frame(pd.DataFrame(rows).set_index("date"))
 
     def append(self, frame: pd.DataFrame) -> None:
         """Upsert the bars of ``frame`` in one transaction (nothing is read).

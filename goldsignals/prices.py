@@ -12,6 +12,12 @@ exchange date in America/New_York, where COMEX gold futures trade) is complete
 from 17:00 New York time on D. :func:`load_prices` stores only complete bars;
 a bar of a session still open is held back and fetched again, final, by the
 first run after the close.
+
+Whatever their source (a download, ``GOLDSIGNALS_PRICE_CSV`` or the seed
+file), new prices join the stored history only if they pass
+:func:`goldsignals.cleaning.check_prices`: positive, ordered, consistent bars
+whose close moves at most ``max_daily_move`` (25 % by default) from the close
+before it, the previous row of the new prices or the newest stored bar.
 """
 
 from __future__ import annotations
@@ -33,7 +39,7 @@ import tenacity
 import yfinance as yf
 from yfinance.exceptions import YFPricesMissingError, YFRateLimitError
 
-from goldsignals.cleaning import check_prices
+from goldsignals.cleaning import MAX_DAILY_MOVE, check_prices
 from goldsignals.errors import (
     PriceDataError,
     PriceSourceUnavailableError,
@@ -304,9 +310,15 @@ def write_history(history: PriceHistory | Path, frame: pd.DataFrame) -> None:
 
 
 def store_checked(
-    history: PriceHistory | Path, frame: pd.DataFrame, origin: str
+    history: PriceHistory | Path,
+    frame: pd.DataFrame,
+    origin: str,
+    *,
+    max_daily_move: float = MAX_DAILY_MOVE,
 ) -> None:
-    """Write ``frame`` as the history only if it passes the price schema.
+    """Write ``frame`` as the history only if it passes ``check_prices``.
+
+    Every close of ``frame`` is checked against the close before it.
 
     Raises:
         PriceValidationError: Naming ``origin``; the stored history is left
@@ -314,7 +326,7 @@ def store_checked(
     """
     store = as_history(history)
     try:
-        check_prices(frame)
+        check_prices(frame, max_daily_move=max_daily_move)
     except PriceValidationError as exc:
         raise PriceValidationError(
             f"{origin} was not added to the price history {store.name}: {exc}"
@@ -356,6 +368,7 @@ def load_prices(
     retries: int = 3,
     backoff_seconds: float = 2.0,
     max_age_days: int = 7,
+    max_daily_move: float = MAX_DAILY_MOVE,
     sleep: Callable[[float], None] = time.sleep,
 ) -> LoadedPrices:
     """Update the stored history from the price source and return it.
@@ -380,6 +393,9 @@ def load_prices(
             further retry, up to 60 s.
         max_age_days: Calendar days the newest price may lag today's exchange
             date when Yahoo cannot be reached; 0 accepts any age.
+        max_daily_move: Largest share by which a new close may move from the
+            close before it (``GOLDSIGNALS_MAX_DAILY_MOVE``); it applies to
+            downloads, price files and the seed file alike.
         sleep: Waits between attempts (tests pass a recorder).
 
     Returns:
@@ -390,8 +406,9 @@ def load_prices(
         PriceSourceUnavailableError: Yahoo failed on every attempt and the
             stored or seed prices are older than ``max_age_days``, or there are
             no prices at all (empty history and no seed file).
-        PriceValidationError: The new prices break a rule of the price schema;
-            the stored history is left as it was.
+        PriceValidationError: The new prices break a rule of the price schema
+            or a close moves more than ``max_daily_move``; the stored history
+            is left as it was.
     """
     store = as_history(history)
     update = update_prices(
@@ -407,6 +424,7 @@ def load_prices(
         retries=retries,
         backoff_seconds=backoff_seconds,
         max_age_days=max_age_days,
+        max_daily_move=max_daily_move,
         sleep=sleep,
     )
     prices = read_history(store)
@@ -445,6 +463,7 @@ def update_prices(
     retries: int = 3,
     backoff_seconds: float = 2.0,
     max_age_days: int = 7,
+    max_daily_move: float = MAX_DAILY_MOVE,
     sleep: Callable[[float], None] = time.sleep,
 ) -> PriceUpdate:
     """Bring the stored history up to date from the price source.
@@ -469,7 +488,8 @@ def update_prices(
     store = as_history(history)
     clock = now or datetime.datetime.now(datetime.UTC)
     if source == "csv":
-        return _load_from_csv(store, price_csv, last_closed_session(clock))
+        session = last_closed_session(clock)
+        return _load_from_csv(store, price_csv, session, max_daily_move)
     if source != "yfinance":
         raise PriceDataError(
             f"price source {source!r} is unknown; set GOLDSIGNALS_PRICE_SOURCE to "
@@ -486,20 +506,32 @@ def update_prices(
         retries=retries,
         backoff_seconds=backoff_seconds,
         max_age_days=max_age_days,
+        max_daily_move=max_daily_move,
         sleep=sleep,
     )
     return plan.update()
 
 
-def append_checked(history: PriceHistory, new: pd.DataFrame, origin: str) -> None:
-    """Store new bars only if they pass the price schema (nothing else is read).
+def append_checked(
+    history: PriceHistory,
+    new: pd.DataFrame,
+    origin: str,
+    *,
+    max_daily_move: float = MAX_DAILY_MOVE,
+) -> None:
+    """Store new bars only if they pass ``check_prices``.
+
+    Of the stored history only the bar before the first new date is read:
+    its close is the previous close of the first new bar.
 
     Raises:
         PriceValidationError: Naming ``origin``; the stored history is left
             as it was.
     """
+    first = new.index.min()
+    before = None if new.empty else history.bar_before(pd.Timestamp(first).date())
     try:
-        check_prices(new)
+        check_prices(new, max_daily_move=max_daily_move, before=before)
     except PriceValidationError as exc:
         raise PriceValidationError(
             f"{origin} was not added to the price history {history.name}: {exc}"
@@ -522,6 +554,7 @@ class _YahooPlan:
     retries: int
     backoff_seconds: float
     max_age_days: int
+    max_daily_move: float
     sleep: Callable[[float], None]
 
     def update(self) -> PriceUpdate:
@@ -610,7 +643,8 @@ class _YahooPlan:
 
         logger.info("Fetched %s of %s", describe_span(new), self.ticker)
         bars = merge_history(empty_prices(), new)
-        append_checked(self.history, bars, f"the Yahoo download of {self.ticker}")
+        origin = f"the Yahoo download of {self.ticker}"
+        append_checked(self.history, bars, origin, max_daily_move=self.max_daily_move)
         return PriceUpdate("yahoo", stale=False, fetched_rows=len(new))
 
     def _fall_back(self, exc: PriceSourceUnavailableError) -> PriceUpdate:
@@ -629,7 +663,7 @@ class _YahooPlan:
             what += f" {self.seed_csv}"
         age = self._require_fresh(filled, what, reason, exc)
         if len(filled) > len(stored):
-            store_checked(self.history, filled, f"seed file {self.seed_csv}")
+            self._store(filled, f"seed file {self.seed_csv}")
             added = len(filled) - len(stored)
             logger.info("Filled %d dates of the history from %s", added, self.seed_csv)
 
@@ -641,6 +675,9 @@ class _YahooPlan:
             age,
         )
         return PriceUpdate("history", stale=True, fetched_rows=0)
+
+    def _store(self, frame: pd.DataFrame, origin: str) -> None:
+        store_checked(self.history, frame, origin, max_daily_move=self.max_daily_move)
 
     def _with_seed_gaps(self, stored: pd.DataFrame) -> pd.DataFrame:
         """Add the seed file's dates that the history lacks (stored rows win)."""
@@ -716,17 +753,21 @@ class _YahooPlan:
             _last_date(seeded).isoformat(),
             age,
         )
-        store_checked(self.history, seeded, f"seed file {self.seed_csv}")
+        self._store(seeded, f"seed file {self.seed_csv}")
         return PriceUpdate("seed_csv", stale=True, fetched_rows=len(seeded))
 
 
 def _load_from_csv(
-    history: PriceHistory, price_csv: Path | None, session: datetime.date
+    history: PriceHistory,
+    price_csv: Path | None,
+    session: datetime.date,
+    max_daily_move: float,
 ) -> PriceUpdate:
     """Merge a price file into the history, as the Yahoo path merges a download.
 
     Bars dated after ``session`` (the last closed session) are held back and
-    rows without prices dropped, both logged with their dates.
+    rows without prices dropped, both logged with their dates. The merged
+    history is checked whole, each close against the one before it.
     """
     if price_csv is None:
         raise PriceDataError(
@@ -737,7 +778,9 @@ def _load_from_csv(
 
     new = _complete_bars(read_price_csv(price_csv), session)
     merged = merge_history(read_history(history), new)
-    store_checked(history, merged, f"price file {price_csv}")
+    store_checked(
+        history, merged, f"price file {price_csv}", max_daily_move=max_daily_move
+    )
     return PriceUpdate("csv", stale=False, fetched_rows=len(new))
 
 

@@ -9,8 +9,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from goldsignals.cleaning import CleaningReport, clean_prices, validate_prices
-from goldsignals.errors import PriceValidationError
+from goldsignals.cleaning import (
+    CleaningReport,
+    check_prices,
+    clean_prices,
+    validate_prices,
+)
+from goldsignals.errors import PriceValidationError, SettingsError
 from goldsignals.prices import PRICE_COLUMNS, read_price_csv
 
 MAIN_FILE = "gold_futures_daily.csv"
@@ -231,3 +236,76 @@ def test_validate_prices_accepts_all_nan_rows() -> None:
     frame.loc["2024-01-03"] = np.nan
 
     assert validate_prices(frame) is not None
+
+
+def _closes(dates: list[str], closes: list[float]) -> pd.DataFrame:
+    """Consistent bars whose open, high, low and close all equal ``closes``."""
+    frame = _bars(dates)
+    for name in ("open", "high", "low", "close"):
+        frame[name] = closes
+    return frame
+
+
+def test_check_prices_close_jump_names_dates_closes_and_move() -> None:
+    frame = _closes(
+        ["2024-01-02", "2024-01-03", "2024-01-04"], [2000.0, 20000.0, 2000.0]
+    )
+
+    with pytest.raises(
+        PriceValidationError,
+        match=r"(?s)2 closes moved more than 25% from the close before, first: "
+        r"2024-01-02 close 2000 to 2024-01-03 close 20000 \(\+900\.0%\), "
+        r"2024-01-03 close 20000 to 2024-01-04 close 2000 \(-90\.0%\)\. .*"
+        r"raise GOLDSIGNALS_MAX_DAILY_MOVE \(now 0\.25\) above 9\.\n"
+        r"Fix or remove these rows in the source",
+    ):
+        check_prices(frame)
+
+
+def test_check_prices_first_close_checked_against_stored_bar_before() -> None:
+    stored = _closes(["2024-01-01", "2024-01-02"], [1990.0, 2000.0])
+    new = _closes(["2024-01-03", "2024-01-04"], [200.0, 201.0])
+
+    with pytest.raises(
+        PriceValidationError,
+        match=r"1 close moved .* 2024-01-02 close 2000 to 2024-01-03 close 200 "
+        r"\(-90\.0%\)",
+    ):
+        check_prices(new, before=stored)
+    check_prices(new)
+
+
+@pytest.mark.parametrize(("close", "rejected"), [(125.0, False), (125.01, True)])
+def test_check_prices_move_up_to_the_limit_passes(close: float, rejected: bool) -> None:
+    frame = _closes(["2024-01-02", "2024-01-03"], [100.0, close])
+
+    if rejected:
+        with pytest.raises(PriceValidationError, match=r"\(\+25\.0%\)"):
+            check_prices(frame, max_daily_move=0.25)
+        return
+    check_prices(frame, max_daily_move=0.25)
+
+
+def test_check_prices_raised_limit_accepts_the_move() -> None:
+    frame = _closes(["2024-01-02", "2024-01-03"], [100.0, 1000.0])
+
+    check_prices(frame, max_daily_move=9.5)
+
+
+def test_check_prices_gathers_far_outside_bars_and_jumps_in_one_error() -> None:
+    frame = _closes(["2024-01-02", "2024-01-03", "2024-01-04"], [100.0, 100.0, 50.0])
+    frame.loc["2024-01-03", "close"] = 80.0
+
+    with pytest.raises(PriceValidationError) as caught:
+        check_prices(frame)
+
+    message = str(caught.value)
+    assert "1 bars have open or close outside [low, high]" in message
+    assert "first: 2024-01-03 (open 100, high 100, low 100, close 80" in message
+    assert "2024-01-03 close 80 to 2024-01-04 close 50 (-37.5%)" in message
+
+
+@pytest.mark.parametrize("limit", [0.0, -0.25])
+def test_check_prices_non_positive_limit_named(limit: float) -> None:
+    with pytest.raises(SettingsError, match=rf"max_daily_move {limit} must be above 0"):
+        check_prices(_bars(["2024-01-02"]), max_daily_move=limit)

@@ -94,6 +94,28 @@ def test_sql_history_write_is_all_or_nothing(engine: Engine) -> None:
     assert stored["close"].tolist() == [100.0]
 
 
+@pytest.mark.parametrize("store", ["sql", "parquet"])
+def test_history_bar_before_is_the_newest_earlier_bar_with_a_close(
+    engine: Engine, tmp_path: Path, store: str
+) -> None:
+    frame = _bars(["2024-01-02", "2024-01-03", "2024-01-05"])
+    frame.loc["2024-01-03", "close"] = 101.0
+    history: SqlHistory | ParquetHistory = (
+        SqlHistory(engine, "GC=F")
+        if store == "sql"
+        else ParquetHistory(tmp_path / "GC_F.parquet")
+    )
+    history.write(frame)
+    SqlHistory(engine, "SI=F").write(_bars(["2024-01-04"], 20.0))
+
+    bar = history.bar_before(datetime.date(2024, 1, 5))
+    bar_after_gap = history.bar_before(datetime.date(2024, 1, 4))
+
+    pd.testing.assert_frame_equal(bar, frame.loc[["2024-01-03"]])
+    pd.testing.assert_frame_equal(bar_after_gap, bar)
+    assert history.bar_before(datetime.date(2024, 1, 2)).empty
+
+
 def test_sql_history_takes_over_an_earlier_parquet_history(
     engine: Engine, tmp_path: Path
 ) -> None:

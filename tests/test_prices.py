@@ -688,11 +688,12 @@ def test_load_prices_empty_fetch_is_not_stale(
 
 def test_load_prices_history_never_shrinks(tmp_path: Path) -> None:
     history = tmp_path / "GC_F.parquet"
-    stored = _bars(["2024-01-02", "2024-01-03", "2024-01-04"], close=1.0)
+    stored = _bars(["2024-01-02", "2024-01-03", "2024-01-04"], close=100.0)
     write_history(history, stored)
-    fetched = _bars(["2024-01-04", "2024-01-05"], close=2.0)
+    fetched = _bars(["2024-01-04", "2024-01-05"], close=101.0)
     csv_path = _write_csv(
-        tmp_path / "small.csv", "Date,Open,High,Low,Close\n2024-01-03,3,3,3,3\n"
+        tmp_path / "small.csv",
+        "Date,Open,High,Low,Close\n2024-01-03,102,102,102,102\n",
     )
 
     _load(
@@ -709,7 +710,7 @@ def test_load_prices_history_never_shrinks(tmp_path: Path) -> None:
     )
 
     assert set(stored.index) <= set(loaded.prices.index)
-    assert loaded.prices["close"].tolist() == [1.0, 3.0, 2.0, 2.0]
+    assert loaded.prices["close"].tolist() == [100.0, 102.0, 101.0, 101.0]
     assert (loaded.source, loaded.fetched_rows) == ("csv", 1)
     pd.testing.assert_frame_equal(read_history(history), loaded.prices)
 
@@ -785,7 +786,7 @@ def test_load_prices_rejected_download_not_stored(tmp_path: Path) -> None:
 
 def test_load_prices_unreachable_fills_gaps_from_seed(tmp_path: Path) -> None:
     history = tmp_path / "GC_F.parquet"
-    write_history(history, _bars(["2024-01-05"], close=200.0))
+    write_history(history, _bars(["2024-01-05"], close=101.0))
     seed = _csv_of(
         _bars(["2024-01-03", "2024-01-04", "2024-01-05"]), tmp_path / "s.csv"
     )
@@ -798,7 +799,7 @@ def test_load_prices_unreachable_fills_gaps_from_seed(tmp_path: Path) -> None:
     )
 
     assert (loaded.source, loaded.stale) == ("history", True)
-    assert list(loaded.prices["close"]) == [100.0, 100.0, 200.0]
+    assert list(loaded.prices["close"]) == [100.0, 100.0, 101.0]
     assert len(read_history(history)) == 3
 
 

@@ -45,12 +45,18 @@ Which test covers which case (tests in other modules are named with theirs):
    ``test_case07_weekend_and_null_rows_dropped_with_counts_in_log``,
    ``test_case07_web_export_null_rows_counted_in_log``,
    ``test_case07_price_file_null_rows_counted_when_loaded``.
-8. Non-positive prices and bars outside high-low:
+8. Non-positive prices, bars outside high-low and price jumps:
    ``test_case08_non_positive_price_rejected_naming_dates_history_unchanged``,
    ``test_case08_close_far_outside_high_low_rejected_naming_dates``,
-   ``test_case08_close_outside_high_low_within_tolerance_repaired``; also
-   ``test_cleaning.py::test_validate_prices_non_positive_price_names_first_date``
-   and ``test_cleaning.py::test_clean_prices_repairs_by_stated_rule``.
+   ``test_case08_close_outside_high_low_within_tolerance_repaired``,
+   ``test_case08_tenfold_last_bar_of_price_file_rejected_history_unchanged``,
+   ``test_case08_jump_inside_downloaded_batch_rejected_naming_dates``,
+   ``test_case08_jump_against_stored_close_rejected_in_the_table``,
+   ``test_case08_real_history_passes_the_jump_guard``,
+   ``test_case08_raised_move_limit_stores_a_real_jump``; also
+   ``test_cleaning.py::test_validate_prices_non_positive_price_names_first_date``,
+   ``test_cleaning.py::test_clean_prices_repairs_by_stated_rule`` and the
+   ``test_cleaning.py::test_check_prices_*`` tests of the jump rule.
 """
 
 from __future__ import annotations
@@ -66,8 +72,9 @@ import pytest
 import yfinance
 from yfinance.exceptions import YFRateLimitError
 
-from goldsignals.cleaning import MAX_OHLC_GAP, clean_prices
+from goldsignals.cleaning import MAX_DAILY_MOVE, MAX_OHLC_GAP, clean_prices
 from goldsignals.errors import PriceSourceUnavailableError, PriceValidationError
+from goldsignals.price_store import SqlHistory
 from goldsignals.prices import (
     PRICE_COLUMNS,
     Fetcher,
@@ -81,9 +88,17 @@ from goldsignals.prices import (
     write_history,
     yahoo_fetcher,
 )
+from goldsignals.signal_store import (
+    count_signals,
+    create_signal_engine,
+    read_latest_signals,
+    write_signals,
+)
+from tests.helpers import signal_row
 
 START = datetime.date(2024, 1, 1)
 NEW_YORK = "America/New_York"
+MAIN_FILE = "gold_futures_daily.csv"
 WEB_EXPORT_FILE = "quirks/yahoo_web_csv_null_rows_zero_volume_gc_f_head.csv"
 
 Calls = list[tuple[datetime.date, datetime.date | None]]
@@ -469,7 +484,7 @@ def test_case03_rate_limit_then_success_stores_the_bars(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     history = tmp_path / "GC_F.parquet"
-    write_history(history, _bars(["2024-01-04"]))
+    write_history(history, _bars(["2024-01-04"], 2040.0))
     answer = _yahoo_frame(["2024-01-05"], [2050.0])
     calls = _fake_yahoo(monkeypatch, [YFRateLimitError(), answer])
     waits: list[float] = []
@@ -483,7 +498,7 @@ def test_case03_rate_limit_then_success_stores_the_bars(
 
     assert (len(calls), waits) == (2, [2.0])
     assert loaded.last_date == datetime.date(2024, 1, 5)
-    assert read_history(history)["close"].tolist() == [100.0, 2050.0]
+    assert read_history(history)["close"].tolist() == [2040.0, 2050.0]
 
 
 def test_case04_final_all_nan_row_not_stored_and_its_date_fetched_again(
@@ -775,3 +790,115 @@ def test_case08_close_outside_high_low_within_tolerance_repaired(
     assert report.first_repaired_dates == ("2024-01-05",)
     assert cleaned.loc["2024-01-05", "high"] == 100.0
     assert cleaned.loc["2024-01-05", "close"] == 100.0
+
+
+def _tenfold_last_bar(source: Path, target: Path) -> Path:
+    """Copy a price file with open, high, low and close of its last row x10."""
+    rows = pd.read_csv(source)
+    rows.loc[rows.index[-1], ["Open", "High", "Low", "Close"]] *= 10
+    rows.to_csv(target, index=False)
+    return target
+
+
+def test_case08_tenfold_last_bar_of_price_file_rejected_history_unchanged(
+    shared_data: Path, tmp_path: Path
+) -> None:
+    engine = create_signal_engine(f"sqlite:///{tmp_path / 'signals.db'}")
+    history = SqlHistory(engine, "GC=F")
+    real = shared_data / MAIN_FILE
+    spiked = _tenfold_last_bar(real, tmp_path / "spike.csv")
+    evening = _at("2026-08-07 18:00")
+    options: dict[str, Any] = {"history": history, "history_start": START}
+    load_prices(ticker="GC=F", source="csv", price_csv=real, now=evening, **options)
+    write_signals(engine, [signal_row()])
+    stored, signals = history.read(), read_latest_signals(engine)
+
+    with pytest.raises(
+        PriceValidationError,
+        match=r"(?s)price file .*spike\.csv was not added to the price history "
+        r"table prices \(GC=F\).*1 close moved more than 25% from the close "
+        r"before, first: 2026-08-05 close 4245\.8 to 2026-08-06 close 42420 "
+        r"\(\+899\.1%\).*raise GOLDSIGNALS_MAX_DAILY_MOVE \(now 0\.25\)"
+        r".*Fix or remove these rows in the source",
+    ):
+        load_prices(
+            ticker="GC=F", source="csv", price_csv=spiked, now=evening, **options
+        )
+
+    pd.testing.assert_frame_equal(SqlHistory(engine, "GC=F").read(), stored)
+    pd.testing.assert_frame_equal(read_latest_signals(engine), signals)
+    assert count_signals(engine) == 1
+    engine.dispose()
+
+
+def test_case08_jump_inside_downloaded_batch_rejected_naming_dates(
+    tmp_path: Path,
+) -> None:
+    history = tmp_path / "GC_F.parquet"
+    write_history(history, _bars(["2024-01-03"], 2050.0))
+    before = _snapshot(history)
+    download = _bars(["2024-01-04", "2024-01-05", "2024-01-08"], 2050.0)
+    download.loc["2024-01-05", ["open", "high", "low", "close"]] *= 10
+
+    with pytest.raises(
+        PriceValidationError,
+        match=r"(?s)Yahoo download of GC=F was not added.*2 closes moved more "
+        r"than 25% from the close before, first: 2024-01-04 close 2050 to "
+        r"2024-01-05 close 20500 \(\+900\.0%\), 2024-01-05 close 20500 to "
+        r"2024-01-08 close 2050 \(-90\.0%\)",
+    ):
+        _load(history, _fetcher([download], []), _at("2024-01-08 18:00"))
+
+    assert _snapshot(history) == before
+
+
+def test_case08_jump_against_stored_close_rejected_in_the_table(
+    tmp_path: Path,
+) -> None:
+    engine = create_signal_engine(f"sqlite:///{tmp_path / 'signals.db'}")
+    history = SqlHistory(engine, "GC=F")
+    history.write(_bars(["2024-01-02", "2024-01-03"], 2050.0))
+    tick = _bars(["2024-01-04"], 205.0)
+
+    with pytest.raises(
+        PriceValidationError,
+        match=r"(?s)Yahoo download of GC=F was not added.*1 close moved more "
+        r"than 25%.*2024-01-03 close 2050 to 2024-01-04 close 205 \(-90\.0%\)",
+    ):
+        _load(history, _fetcher([tick], []), _at("2024-01-04 18:00"))
+
+    assert history.last_date() == datetime.date(2024, 1, 3)
+    engine.dispose()
+
+
+def test_case08_real_history_passes_the_jump_guard(
+    shared_data: Path, tmp_path: Path
+) -> None:
+    history = tmp_path / "GC_F.parquet"
+    real = read_price_csv(shared_data / MAIN_FILE)
+    largest = float(real["close"].pct_change().abs().max())
+
+    loaded = load_prices(
+        ticker="GC=F",
+        source="csv",
+        history=history,
+        price_csv=shared_data / MAIN_FILE,
+        history_start=START,
+        now=_at("2026-08-07 18:00"),
+    )
+
+    pd.testing.assert_frame_equal(loaded.prices, real)
+    assert largest == pytest.approx(0.1137, abs=1e-4)
+    assert 2 * largest <= MAX_DAILY_MOVE
+
+
+def test_case08_raised_move_limit_stores_a_real_jump(tmp_path: Path) -> None:
+    history = tmp_path / "GC_F.parquet"
+    write_history(history, _bars(["2024-01-03"], 100.0))
+    jump = _bars(["2024-01-04"], 140.0)
+
+    loaded = _load(
+        history, _fetcher([jump], []), _at("2024-01-04 18:00"), max_daily_move=0.5
+    )
+
+    assert loaded.prices["close"].tolist() == [100.0, 140.0]
