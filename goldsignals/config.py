@@ -72,6 +72,10 @@ class Settings(BaseSettings):
             today's New York date when Yahoo cannot be reached (the stored
             history or the seed file); older prices fail the run. 0 accepts
             any age.
+        max_daily_move: Largest share by which a new close may move from the
+            close before it (0.25: 25 %); a bigger move of a download, price
+            file or seed file fails the run and nothing is stored. The default
+            is goldsignals.cleaning.MAX_DAILY_MOVE.
     """
 
     model_config = SettingsConfigDict(
@@ -93,6 +97,7 @@ class Settings(BaseSettings):
     yahoo_retries: int = Field(default=3, ge=0)
     yahoo_backoff_seconds: float = Field(default=2.0, ge=0)
     max_price_age_days: int = Field(default=7, ge=0)
+    max_daily_move: float = Field(default=0.25, gt=0)
     airflow_dags_dir: Path | None = None
     airflow_host: str = "127.0.0.1"
     airflow_port: int = Field(default=8080, ge=1, le=65535)
@@ -220,6 +225,7 @@ STEP_SETTINGS = (
     "yahoo_retries",
     "yahoo_backoff_seconds",
     "max_price_age_days",
+    "max_daily_move",
 )
 """The settings that pipeline steps read; none of them is a secret."""
 

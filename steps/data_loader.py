@@ -22,8 +22,9 @@ logger = logging.getLogger(__name__)
 def data_loader() -> Annotated[pd.DataFrame, "gold_prices"]:
     """Load prices: incremental Yahoo fetch (or a CSV) merged into the history.
 
-    Ticker, source, file locations, retries and the allowed age of stale
-    prices come from the ``GOLDSIGNALS_*`` settings. The history is the
+    Ticker, source, file locations, retries, the allowed age of stale
+    prices and the largest daily move of a close come from the
+    ``GOLDSIGNALS_*`` settings. The history is the
     ``prices`` table of the signals database; only complete bars are stored
     (a session still open is held back). The step's metadata records
     the source, the last price date and whether the data is stale (Yahoo
@@ -76,4 +77,5 @@ def _load(settings: Settings, history: SqlHistory) -> LoadedPrices:
         retries=settings.yahoo_retries,
         backoff_seconds=settings.yahoo_backoff_seconds,
         max_age_days=settings.max_price_age_days,
+        max_daily_move=settings.max_daily_move,
     )

@@ -9,7 +9,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
+from goldsignals.cleaning import MAX_DAILY_MOVE
 from goldsignals.config import Settings, create_private_folder
 from tests.helpers import ROOT
 from zenml_pipelines.airflow_dags import step_environment
@@ -61,6 +63,28 @@ def test_step_environment_carries_dotenv_settings_but_no_secret(
     assert environment["GOLDSIGNALS_MAX_PRICE_AGE_DAYS"] == "7"
     assert environment["GOLDSIGNALS_HOME"] == str(tmp_path / "state")
     assert "secret" not in json.dumps(environment)
+
+
+def test_settings_max_daily_move_defaults_to_the_cleaning_limit(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.delenv("GOLDSIGNALS_MAX_DAILY_MOVE", raising=False)
+    settings = Settings(home=tmp_path)
+
+    environment = step_environment(settings)
+
+    assert settings.max_daily_move == MAX_DAILY_MOVE
+    assert environment["GOLDSIGNALS_MAX_DAILY_MOVE"] == str(MAX_DAILY_MOVE)
+
+
+@pytest.mark.parametrize("value", ["0", "-0.1"])
+def test_settings_max_daily_move_must_be_above_zero(
+    monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    monkeypatch.setenv("GOLDSIGNALS_MAX_DAILY_MOVE", value)
+
+    with pytest.raises(ValidationError, match=r"max_daily_move\n.*greater than 0"):
+        Settings()
 
 
 def _make_value(folder: Path, name: str, **environment: str) -> str:
