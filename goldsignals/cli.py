@@ -162,8 +162,9 @@ def run(
     if orchestrator.flavor_name == "airflow":
         raise SettingsError(
             f"the active stack {stack.name} runs pipelines through Airflow: trigger "
-            "their DAGs in the Airflow UI (or `airflow dags trigger`); "
-            "`goldsignals run` needs a local stack (`make stack`)"
+            "their DAGs in the Airflow UI (or `airflow dags trigger`). To run "
+            "them here instead, register the embedded stack with `make stack` "
+            "(after `.venv/bin/goldsignals undeploy` if `make deploy-stack` ran)"
         )
     for name in names:
         logger.info("Running pipeline %s", name)
@@ -578,6 +579,8 @@ def airflow_config() -> None:
 
 EXAMPLE_PASSWORDS = frozenset({"change-me", "change-me-too"})
 """The placeholders of .env.example, never accepted as passwords."""
+MIN_PASSWORD = 8
+"""Fewest characters of a database password."""
 
 
 def _postgres_host(settings: Settings) -> Any:
@@ -609,6 +612,18 @@ def postgres_start() -> None:
         raise SettingsError(
             f"{' and '.join(examples)} still hold the example value of "
             ".env.example; choose real passwords in .env; nothing was started"
+        )
+    short = [name for name, value in plain.items() if len(value) < MIN_PASSWORD]
+    if short:
+        raise SettingsError(
+            f"{' and '.join(short)} must have at least {MIN_PASSWORD} characters; "
+            "choose longer passwords in .env; nothing was started"
+        )
+    if len(set(plain.values())) == 1:
+        raise SettingsError(
+            "GOLDSIGNALS_DB_PASSWORD and GOLDSIGNALS_DB_READER_PASSWORD are equal, "
+            "so the read-only role's password would open the owner's role too; "
+            "choose two passwords in .env; nothing was started"
         )
     owner_password = plain["GOLDSIGNALS_DB_PASSWORD"]
     reader_password = plain["GOLDSIGNALS_DB_READER_PASSWORD"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import grp
 import os
+import re
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
@@ -30,6 +31,9 @@ OFFLINE_ENVIRONMENT = {
     "ZENML_DISABLE_INTERACTIVE_INPUT": "true",
     "GIT_PYTHON_REFRESH": "quiet",
 }
+
+MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+"""Registered model names: MLflow URIs (``models:/NAME@alias``) take them as is."""
 
 SERVICE_TIMEOUTS = {
     # MLflow's client retries a dead server for minutes by default (7 tries,
@@ -125,6 +129,17 @@ class Settings(BaseSettings):
                 "'GC=F' (GOLDSIGNALS_TICKER)"
             )
         return cleaned
+
+    @field_validator("model_name")
+    @classmethod
+    def _model_name_is_plain(cls, value: str) -> str:
+        if not MODEL_NAME.fullmatch(value):
+            raise ValueError(
+                f"model name {value!r} is not a plain registry name; use letters, "
+                "digits, '.', '_' and '-', starting with a letter or digit, e.g. "
+                "'gold-direction-classifier' (GOLDSIGNALS_MODEL_NAME)"
+            )
+        return value
 
     @field_validator("home")
     @classmethod

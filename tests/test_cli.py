@@ -65,6 +65,17 @@ def test_bad_ticker_setting_is_one_error_line(tmp_path: Path) -> None:
     ]
 
 
+def test_bad_model_name_setting_is_named_before_anything_runs(tmp_path: Path) -> None:
+    extra = {"GOLDSIGNALS_MODEL_NAME": "bad/name x"}
+
+    result = _goldsignals(tmp_path, "signals", extra=extra)
+
+    assert result.returncode == 2
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: GOLDSIGNALS_MODEL_NAME='bad/name x'")
+    assert "'gold-direction-classifier'" in last
+
+
 def test_one_line_joins_rules_and_hint() -> None:
     from goldsignals.cli import one_line
 
@@ -88,6 +99,28 @@ def test_run_with_malformed_config_yaml_named(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert last.startswith(f"error: pipeline configuration {config} is not valid YAML")
     assert "at line" in last
+
+
+def test_run_with_misspelt_step_in_config_named(tmp_path: Path) -> None:
+    assert _goldsignals(tmp_path, "stack").returncode == 0
+    config = tmp_path / "typo.yaml"
+    config.write_text("steps:\n  model_traner:\n    parameters: {}\n")
+
+    result = _goldsignals(tmp_path, "run", "training", "--config", str(config))
+
+    last = result.stderr.strip().splitlines()[-1]
+    assert result.returncode == 2
+    assert "configures step(s) ['model_traner']" in last
+    assert "its steps are model_trainer, model_evaluator" in last
+
+
+def test_configured_steps_are_the_step_modules() -> None:
+    from tests.helpers import ROOT
+    from zenml_pipelines import STEPS
+
+    modules = {path.stem for path in (ROOT / "steps").glob("[!_]*.py")}
+
+    assert sorted(name for names in STEPS.values() for name in names) == sorted(modules)
 
 
 def test_run_with_missing_config_file_named(tmp_path: Path) -> None:

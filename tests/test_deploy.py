@@ -404,6 +404,7 @@ def test_run_on_the_airflow_stack_says_to_trigger_the_dag(
 
     assert result.returncode == 2
     assert "trigger their DAGs in the Airflow UI" in result.stderr
+    assert "goldsignals undeploy" in result.stderr
 
 
 @pytest.mark.airflow

@@ -107,6 +107,27 @@ def test_postgres_start_refuses_the_example_passwords(env: dict[str, str]) -> No
     assert not (Path(env["GOLDSIGNALS_HOME"]) / "postgres").exists()
 
 
+@pytest.mark.parametrize(
+    ("reader_password", "message"),
+    [
+        ("short", "GOLDSIGNALS_DB_READER_PASSWORD must have at least 8 characters"),
+        ("owner's secret", "are equal, so the read-only role's password would"),
+    ],
+)
+def test_postgres_start_refuses_weak_passwords(
+    env: dict[str, str], reader_password: str, message: str
+) -> None:
+    env["GOLDSIGNALS_DB_READER_PASSWORD"] = reader_password
+
+    result = goldsignals(env, "postgres", "start", check=False)
+
+    last = result.stderr.strip().splitlines()[-1]
+    assert result.returncode == 2
+    assert message in last
+    assert "nothing was started" in last
+    assert not (Path(env["GOLDSIGNALS_HOME"]) / "postgres").exists()
+
+
 def _as_nobody(*command: str) -> int:
     result = subprocess.run(
         ["runuser", "-u", "nobody", "--", *command],

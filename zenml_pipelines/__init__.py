@@ -22,6 +22,20 @@ PIPELINES: dict[str, tuple[str, str]] = {
 """Command-line name -> (module, pipeline function); in daily order."""
 
 
+STEPS: dict[str, tuple[str, ...]] = {
+    "feature-engineering": (
+        "data_loader",
+        "data_preprocessor",
+        "feature_generation",
+        "data_splitter",
+        "data_scaler",
+    ),
+    "training": ("model_trainer", "model_evaluator"),
+    "inference": ("select_best_model", "inference_predict", "signal_writer"),
+}
+"""The steps of each pipeline, as its YAML configuration names them."""
+
+
 PREREQUISITES: dict[str, tuple[str, ...]] = {
     "training": ("train_set_scaled", "feature_scaler", "train_set", "test_set"),
     "inference": ("feature_frame",),
@@ -104,11 +118,15 @@ def _tracker_type() -> Any:
     return StackComponentType.EXPERIMENT_TRACKER
 
 
-def check_config_file(config: Path) -> None:
-    """Fail, naming the file and the problem, unless it is a YAML mapping.
+def check_config_file(config: Path, name: str) -> None:
+    """Fail, naming the file and the problem, unless it configures ``name``.
+
+    ZenML only warns about a step it does not know and then runs the step
+    with its defaults, so a misspelt step name would go unnoticed.
 
     Raises:
-        PipelineRunError: The file is missing, is not YAML, or not a mapping.
+        PipelineRunError: The file is missing, is not YAML, is not a
+            mapping, or configures steps that pipeline ``name`` lacks.
     """
     import yaml
 
@@ -131,6 +149,12 @@ def check_config_file(config: Path) -> None:
             f"pipeline configuration {config} holds {type(tree).__name__}, not a "
             "mapping of settings such as `steps:`; see zenml_pipelines/configs/"
         )
+    unknown = sorted(set(tree.get("steps") or {}) - set(STEPS[name]))
+    if unknown:
+        raise PipelineRunError(
+            f"pipeline configuration {config} configures step(s) {unknown}, which "
+            f"pipeline {name} does not have; its steps are {', '.join(STEPS[name])}"
+        )
 
 
 def run_pipeline(name: str, config: Path | None = None) -> None:
@@ -143,7 +167,7 @@ def run_pipeline(name: str, config: Path | None = None) -> None:
     from goldsignals.errors import PipelineRunError
 
     if config is not None:
-        check_config_file(config)
+        check_config_file(config, name)
     check_prerequisites(name)
     pipeline = configured_pipeline(name, config)
     before = _last_run_id(pipeline.name)
