@@ -939,17 +939,32 @@ def _iso_list(dates: pd.Index) -> list[str]:
 
 
 def _read_cells(path: Path) -> pd.DataFrame:
+    if path.is_dir():
+        raise PriceDataError(f"price file {path} is a folder, not a file; {_ENV_HINT}")
     if not path.is_file():
         raise PriceDataError(f"price file {path} does not exist; {_ENV_HINT}")
 
     try:
-        return pd.read_csv(
+        table = pd.read_csv(
             path, header=None, dtype=str, keep_default_na=False, encoding="utf-8-sig"
         )
     except pd.errors.EmptyDataError as exc:
         raise PriceDataError(f"price file {path} is empty; {_ENV_HINT}") from exc
     except (UnicodeDecodeError, pd.errors.ParserError) as exc:
         raise PriceDataError(f"price file {path} is not a CSV file: {exc}") from exc
+    _require_commas(table, path)
+    return table
+
+
+def _require_commas(table: pd.DataFrame, path: Path) -> None:
+    """Fail on a one-column table whose header holds another separator."""
+    header = str(table.iat[0, 0]) if table.shape[1] == 1 and len(table) else ""
+    found = [separator for separator in (";", "\t", "|") if separator in header]
+    if found:
+        raise PriceDataError(
+            f"price file {path} is separated by {found[0]!r}, not commas (header "
+            f"{header[:60]!r}); save it as comma-separated CSV"
+        )
 
 
 def _cells_to_frame(table: pd.DataFrame, path: Path) -> pd.DataFrame:

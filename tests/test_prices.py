@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import logging
+import re
 from pathlib import Path
 from typing import Any
 
@@ -218,6 +219,23 @@ def test_read_price_csv_missing_file_names_path_and_setting(tmp_path: Path) -> N
 
     with pytest.raises(PriceDataError, match=r"nowhere\.csv.*GOLDSIGNALS_PRICE_CSV"):
         read_price_csv(missing)
+
+
+def test_read_price_csv_folder_is_named_as_a_folder(tmp_path: Path) -> None:
+    with pytest.raises(PriceDataError, match=r"is a folder, not a file.*PRICE_CSV"):
+        read_price_csv(tmp_path)
+
+
+@pytest.mark.parametrize("separator", [";", "\t"])
+def test_read_price_csv_other_separator_is_named(
+    tmp_path: Path, separator: str
+) -> None:
+    rows = ["Date,Open,High,Low,Close,Volume", "2024-11-01,1,2,0.5,1.5,10"]
+    text = "\n".join(row.replace(",", separator) for row in rows) + "\n"
+    path = _write_csv(tmp_path / "semicolons.csv", text)
+
+    with pytest.raises(PriceDataError, match=re.escape(f"separated by {separator!r}")):
+        read_price_csv(path)
 
 
 def test_read_price_csv_empty_file_raises(tmp_path: Path) -> None:
