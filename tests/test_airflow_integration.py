@@ -257,7 +257,7 @@ def test_browser_login_shows_the_three_dags(
     if not (chromium and driver):
         pytest.skip("Debian packages chromium and chromium-driver are not installed")
     from selenium import webdriver
-    from selenium.common.exceptions import TimeoutException
+    from selenium.common.exceptions import TimeoutException, WebDriverException
     from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions
@@ -291,7 +291,12 @@ def test_browser_login_shows_the_three_dags(
             airflow_api.admin_password(Path(airflow_env["AIRFLOW_HOME"]))
         )
         browser.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
-        wait.until(expected_conditions.staleness_of(form))
+        # While the page navigates away, Chrome may answer a question about
+        # the old form with a generic error instead of "stale element".
+        navigating = WebDriverWait(
+            browser, 120, ignored_exceptions=[WebDriverException]
+        )
+        navigating.until(expected_conditions.staleness_of(form))
         browser.get(f"{running}/dags")
         for dag_id in DAG_IDS:
             locator = (By.XPATH, f"//*[contains(text(), '{dag_id}')]")
