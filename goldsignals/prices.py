@@ -72,6 +72,9 @@ LONGEST_CLOSURE_WEEKDAYS = 4
 """Most weekdays in a row an exchange closes (4 after 11 September 2001): an
 empty answer of Yahoo for more weekdays than this is a failed download, not a
 holiday."""
+OPEN_SESSION_DAYS = 10
+"""Most calendar days between the last closed session and a session open now:
+the longest closure (LONGEST_CLOSURE_WEEKDAYS) and the weekends around it."""
 _MAX_BACKOFF_SECONDS = 60.0
 _LATE_EVENING_HOURS = (22, 23)
 
@@ -126,7 +129,7 @@ def describe_span(frame: pd.DataFrame) -> str:
     return f"{len(frame)} rows, {first}..{last}"
 
 
-def normalize_prices(raw: pd.DataFrame) -> pd.DataFrame:
+def normalize_prices(raw: pd.DataFrame, ticker: str | None = None) -> pd.DataFrame:
     """Turn a frame shaped like yfinance output into the standard price frame.
 
     Accepts the two-level (``Price``, ``Ticker``) columns of ``yf.download`` for
@@ -142,6 +145,7 @@ def normalize_prices(raw: pd.DataFrame) -> pd.DataFrame:
     Args:
         raw: Prices indexed by date (a DatetimeIndex or date strings) or with a
             ``Date`` column; values may be numbers or numeric strings.
+        ticker: The ticker the prices must be of, when the columns name one.
 
     Returns:
         The standard price frame (see the module docstring); ``volume`` is NaN
@@ -149,9 +153,10 @@ def normalize_prices(raw: pd.DataFrame) -> pd.DataFrame:
 
     Raises:
         PriceDataError: Several tickers, a missing open/high/low/close column,
-            an unreadable date or a value that is not a number.
+            an unreadable date, a value that is not a number, or columns that
+            name a ticker other than ``ticker``.
     """
-    frame = _lowercase_columns(_flatten_columns(raw))
+    frame = _lowercase_columns(_flatten_columns(raw, ticker))
     frame = _date_column_as_index(frame)
     _require_columns(frame)
 
@@ -160,7 +165,7 @@ def normalize_prices(raw: pd.DataFrame) -> pd.DataFrame:
     return _dedupe_sorted(prices)
 
 
-def read_price_csv(path: Path) -> pd.DataFrame:
+def read_price_csv(path: Path, ticker: str | None = None) -> pd.DataFrame:
     """Read a price file in any layout yfinance or the Yahoo web site writes.
 
     Handles a UTF-8 byte-order mark, the three-row header (``Price``,
@@ -169,6 +174,7 @@ def read_price_csv(path: Path) -> pd.DataFrame:
 
     Args:
         path: The CSV file.
+        ticker: The ticker the file must hold, when its header names one.
 
     Returns:
         The standard price frame (see the module docstring).
@@ -181,7 +187,7 @@ def read_price_csv(path: Path) -> pd.DataFrame:
     raw = _cells_to_frame(table, path)
 
     try:
-        frame = normalize_prices(raw)
+        frame = normalize_prices(raw, ticker)
     except PriceDataError as exc:
         raise PriceDataError(f"price file {path}: {exc}") from exc
 
@@ -235,7 +241,7 @@ def fetch_yahoo(
 
     if raw.empty:
         return empty_prices()
-    frame = normalize_prices(raw)
+    frame = normalize_prices(raw, ticker)
     logger.debug("Fetched %s of %s from Yahoo Finance", describe_span(frame), ticker)
     return frame
 
@@ -489,7 +495,7 @@ def update_prices(
     clock = now or datetime.datetime.now(datetime.UTC)
     if source == "csv":
         session = last_closed_session(clock)
-        return _load_from_csv(store, price_csv, session, max_daily_move)
+        return _load_from_csv(store, price_csv, ticker, session, max_daily_move)
     if source != "yfinance":
         raise PriceDataError(
             f"price source {source!r} is unknown; set GOLDSIGNALS_PRICE_SOURCE to "
@@ -688,7 +694,8 @@ class _YahooPlan:
             or not self.seed_csv.is_file()
         ):
             return stored
-        return merge_history(read_price_csv(self.seed_csv), stored)
+        seed = read_price_csv(self.seed_csv, self.seed_ticker)
+        return merge_history(seed, stored)
 
     def _require_fresh(
         self, prices: pd.DataFrame, what: str, reason: str, cause: Exception | None
@@ -735,7 +742,8 @@ class _YahooPlan:
                 "../shared/data/gold_futures_daily.csv"
             ) from cause
 
-        seeded = merge_history(empty_prices(), read_price_csv(self.seed_csv))
+        seed = read_price_csv(self.seed_csv, self.seed_ticker)
+        seeded = merge_history(empty_prices(), seed)
         if seeded.empty:
             raise PriceSourceUnavailableError(
                 f"no prices of {self.ticker}: {reason}, the stored history is "
@@ -760,6 +768,7 @@ class _YahooPlan:
 def _load_from_csv(
     history: PriceHistory,
     price_csv: Path | None,
+    ticker: str,
     session: datetime.date,
     max_daily_move: float,
 ) -> PriceUpdate:
@@ -776,7 +785,9 @@ def _load_from_csv(
             "../shared/data/gold_futures_daily.csv"
         )
 
-    new = _complete_bars(read_price_csv(price_csv), session)
+    frame = read_price_csv(price_csv, ticker)
+    _refuse_future_bars(frame, session, f"price file {price_csv}")
+    new = _complete_bars(frame, session)
     merged = merge_history(read_history(history), new)
     store_checked(
         history, merged, f"price file {price_csv}", max_daily_move=max_daily_move
@@ -784,7 +795,7 @@ def _load_from_csv(
     return PriceUpdate("csv", stale=False, fetched_rows=len(new))
 
 
-def _flatten_columns(raw: pd.DataFrame) -> pd.DataFrame:
+def _flatten_columns(raw: pd.DataFrame, ticker: str | None) -> pd.DataFrame:
     if not isinstance(raw.columns, pd.MultiIndex):
         return raw
 
@@ -794,6 +805,13 @@ def _flatten_columns(raw: pd.DataFrame) -> pd.DataFrame:
         raise PriceDataError(
             f"prices of several tickers ({', '.join(tickers)}) in one frame; "
             "download or pass one ticker at a time"
+        )
+    found = tickers[0].strip().upper()
+    if ticker is not None and found and found != ticker.strip().upper():
+        raise PriceDataError(
+            f"the prices are of {found}, not of {ticker}; give a file of {ticker} "
+            "prices, or set the ticker (GOLDSIGNALS_TICKER, or GOLDSIGNALS_SEED_TICKER "
+            f"for the seed file) to {found}"
         )
     return raw.droplevel(level, axis="columns")
 
@@ -911,6 +929,26 @@ def _blank_rows(frame: pd.DataFrame) -> np.ndarray:
     return frame[list(REQUIRED_COLUMNS)].isna().all(axis=1).to_numpy()
 
 
+def _refuse_future_bars(
+    frame: pd.DataFrame, session: datetime.date, source: str
+) -> None:
+    """Fail on bars dated after any session that can be open now.
+
+    A bar of the session still open is dated at most OPEN_SESSION_DAYS after
+    the last closed one (Friday's close to Monday's session); a later date is
+    a mistyped one, which holding back would keep hidden until that day.
+    """
+    limit = pd.Timestamp(session + datetime.timedelta(days=OPEN_SESSION_DAYS))
+    future = pd.DatetimeIndex(frame.index) > limit
+    if future.any():
+        raise PriceDataError(
+            f"{source} has {future.sum()} bars dated after {limit:%Y-%m-%d}, "
+            f"later than any session open now (the last closed one is "
+            f"{session.isoformat()}): {_iso_list(frame.index[future])}; fix the "
+            "dates in the file"
+        )
+
+
 def _complete_bars(frame: pd.DataFrame, session: datetime.date) -> pd.DataFrame:
     """Hold back bars dated after ``session`` and drop rows without prices."""
     later = pd.DatetimeIndex(frame.index) > pd.Timestamp(session)
@@ -953,6 +991,7 @@ def _read_cells(path: Path) -> pd.DataFrame:
     except (UnicodeDecodeError, pd.errors.ParserError) as exc:
         raise PriceDataError(f"price file {path} is not a CSV file: {exc}") from exc
     _require_commas(table, path)
+    _require_header(table, path)
     return table
 
 
@@ -979,6 +1018,25 @@ def _cells_to_frame(table: pd.DataFrame, path: Path) -> pd.DataFrame:
         raise PriceDataError(f"price file {path} has a header but no rows")
     dates = pd.Index(body.iloc[:, 0].to_numpy(), name="date")
     return pd.DataFrame(body.iloc[:, 1:].to_numpy(), index=dates, columns=columns)
+
+
+def _require_header(table: pd.DataFrame, path: Path) -> None:
+    """Fail on a file whose first line is a row of prices, not names."""
+    first = str(table.iat[0, 0]).strip() if len(table) else ""
+    if first and not first.isalpha() and _parses_as_date(first):
+        raise PriceDataError(
+            f"price file {path} has no header row (its first line starts with "
+            f"the date {first!r}); add a first line naming the columns, e.g. "
+            "Date,Open,High,Low,Close,Volume"
+        )
+
+
+def _parses_as_date(text: str) -> bool:
+    try:
+        pd.Timestamp(text)
+    except (ValueError, TypeError):
+        return False
+    return True
 
 
 def _header(table: pd.DataFrame, multiheader: bool) -> pd.Index:

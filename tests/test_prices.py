@@ -226,6 +226,21 @@ def test_read_price_csv_folder_is_named_as_a_folder(tmp_path: Path) -> None:
         read_price_csv(tmp_path)
 
 
+def test_read_price_csv_without_header_row_says_add_one(tmp_path: Path) -> None:
+    headless = tmp_path / "headless.csv"
+    headless.write_text(
+        "2010-01-04,1117.7,1122.3,1097.1,1117.7,184\n"
+        "2010-01-05,1118.1,1126.5,1115.0,1118.1,53\n"
+    )
+
+    with pytest.raises(
+        PriceDataError,
+        match=r"headless\.csv has no header row \(its first line starts with the "
+        r"date '2010-01-04'\); add a first line naming the columns",
+    ):
+        read_price_csv(headless)
+
+
 @pytest.mark.parametrize("separator", [";", "\t"])
 def test_read_price_csv_other_separator_is_named(
     tmp_path: Path, separator: str

@@ -7,7 +7,10 @@ between retries are recorded, never slept.
 Which test covers which case (tests in other modules are named with theirs):
 
 1. Two-level (``Price``, ``Ticker``) columns, no ``Adj Close``:
-   ``test_case01_download_layouts_load_like_classic_layout``; also
+   ``test_case01_download_layouts_load_like_classic_layout``; a header
+   naming another ticker:
+   ``test_case01_price_file_of_another_ticker_rejected_history_unchanged``,
+   ``test_case01_seed_file_of_another_ticker_seeds_nothing``; also
    ``test_prices.py::test_normalize_prices_flattens_single_ticker_columns``
    and ``test_prices.py::test_read_price_csv_multiheader_matches_main_file``.
 2. Empty frame (holiday or network failure):
@@ -30,6 +33,7 @@ Which test covers which case (tests in other modules are named with theirs):
    ``test_case04_final_all_nan_row_not_stored_and_its_date_fetched_again``,
    ``test_case04_partial_bar_of_open_session_held_back_then_stored_final``,
    ``test_case04_price_file_bar_of_open_session_held_back``,
+   ``test_case04_price_file_bar_dated_weeks_ahead_is_a_mistyped_date``,
    ``test_case04_last_closed_session_follows_new_york_close``.
 5. Duplicate dates: ``test_case05_duplicate_dates_last_row_wins_never_values``,
    ``test_case05_refetched_dates_replace_stored_rows_without_duplicate_warning``;
@@ -73,7 +77,11 @@ import yfinance
 from yfinance.exceptions import YFRateLimitError
 
 from goldsignals.cleaning import MAX_DAILY_MOVE, MAX_OHLC_GAP, clean_prices
-from goldsignals.errors import PriceSourceUnavailableError, PriceValidationError
+from goldsignals.errors import (
+    PriceDataError,
+    PriceSourceUnavailableError,
+    PriceValidationError,
+)
 from goldsignals.price_store import SqlHistory
 from goldsignals.prices import (
     PRICE_COLUMNS,
@@ -115,6 +123,20 @@ def _bars(dates: list[str], close: float = 100.0) -> pd.DataFrame:
     values = {"open": close, "high": close + 1, "low": close - 1, "close": close}
     frame = pd.DataFrame(values | {"volume": 10.0}, index=index)
     return frame[list(PRICE_COLUMNS)].astype("float64")
+
+
+def _load_file(
+    prices: Path, history: Path, now: datetime.datetime, ticker: str = "GC=F"
+) -> LoadedPrices:
+    """Load a price file into ``history`` as the ``csv`` source does."""
+    return load_prices(
+        ticker=ticker,
+        source="csv",
+        history=history,
+        price_csv=prices,
+        history_start=START,
+        now=now,
+    )
 
 
 def _fetcher(answers: list[pd.DataFrame | Exception], calls: Calls) -> Fetcher:
@@ -223,6 +245,67 @@ def test_case01_download_layouts_load_like_classic_layout(
     assert list(loaded.prices.columns) == list(PRICE_COLUMNS)
     pd.testing.assert_frame_equal(loaded.prices, expected.prices)
     assert loaded.prices["close"].tolist() == [2060.5, 2040.25]
+
+
+MULTIHEADER_FILE = "quirks/yf_download_multiheader_daily_gc_f_head.csv"
+
+
+def test_case01_price_file_of_another_ticker_rejected_history_unchanged(
+    shared_data: Path, tmp_path: Path
+) -> None:
+    history = tmp_path / "SI_F.parquet"
+    gold = shared_data / MULTIHEADER_FILE
+
+    with pytest.raises(
+        PriceDataError,
+        match=r"price file .*multiheader.*: the prices are of GC=F, not of SI=F; "
+        r"give a file of SI=F prices, or set the ticker .* to GC=F",
+    ):
+        _load_file(gold, history, _at("2026-08-07 18:00"), ticker="SI=F")
+
+    assert not history.exists()
+
+
+def test_case01_seed_file_of_another_ticker_seeds_nothing(
+    shared_data: Path, tmp_path: Path
+) -> None:
+    history = tmp_path / "SI_F.parquet"
+    down = _fetcher([PriceSourceUnavailableError("offline")] * 4, [])
+
+    with pytest.raises(PriceDataError, match=r"the prices are of GC=F, not of SI=F"):
+        load_prices(
+            ticker="SI=F",
+            source="yfinance",
+            history=history,
+            seed_csv=shared_data / MULTIHEADER_FILE,
+            seed_ticker="SI=F",
+            history_start=START,
+            now=_at("2026-08-07 18:00"),
+            fetcher=down,
+            max_age_days=0,
+            sleep=lambda _: None,
+        )
+
+    assert not history.exists()
+
+
+def test_case04_price_file_bar_dated_weeks_ahead_is_a_mistyped_date(
+    tmp_path: Path,
+) -> None:
+    history = tmp_path / "GC_F.parquet"
+    prices = tmp_path / "prices.csv"
+    frame = _bars(["2024-03-06", "2024-03-07", "2024-04-19"])
+    frame.rename_axis("Date").rename(columns=str.title).to_csv(prices)
+
+    with pytest.raises(
+        PriceDataError,
+        match=r"price file .*prices\.csv has 1 bars dated after 2024-03-17, later "
+        r"than any session open now \(the last closed one is 2024-03-07\): "
+        r"\['2024-04-19'\]; fix the dates",
+    ):
+        _load_file(prices, history, _at("2024-03-08 11:00"))
+
+    assert not history.exists()
 
 
 def test_case02_holiday_run_adds_no_row_and_logs_why(
