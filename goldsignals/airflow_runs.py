@@ -92,6 +92,7 @@ def active_runs(
             timeout,
         )["access_token"]
     except urllib.error.HTTPError as error:
+        error.close()
         raise RunsInFlightError(
             f"Airflow at {base_url} refused the login of {ADMIN_USER!r} from "
             f"{passwords_file} (HTTP {error.code}), so runs in flight cannot be "
@@ -111,6 +112,7 @@ def active_runs(
         try:
             answer = _call(url, token, None, timeout)
         except urllib.error.HTTPError as error:
+            error.close()
             if error.code == 404:
                 continue
             raise RunsInFlightError(

@@ -244,6 +244,7 @@ def test_import_errors_are_none(airflow_env: dict[str, str], running: str) -> No
 def test_rest_api_refuses_anonymous_access(running: str) -> None:
     with pytest.raises(urllib.error.HTTPError) as info:
         airflow_api.call(f"{running}/api/v2/dags")
+    info.value.close()  # its socket, else a ResourceWarning whenever gc runs
 
     assert info.value.code in (401, 403)
 
