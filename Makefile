@@ -7,29 +7,20 @@ PYTHON ?= python3
 VENV ?= $(CURDIR)/.venv
 BIN := $(VENV)/bin
 
-# A setting's value in .env, if it has one. The defaults below apply only to
-# settings that neither the environment nor .env gives, as in goldsignals.
-dotenv = $(shell sed -n 's/^$(1)=//p' .env 2>/dev/null | tail -n 1 | tr -d "\"'")
-
-# All local state lives in one ignored folder (ZenML, MLflow, SQLite, logs).
-export GOLDSIGNALS_HOME ?= $(or $(call dotenv,GOLDSIGNALS_HOME),$(CURDIR)/.goldsignals)
 # Real gold prices shipped beside the project; seeds the history offline.
 SHARED_DATA ?= $(abspath $(CURDIR)/../shared/data)
 export GOLDSIGNALS_SHARED_DATA := $(SHARED_DATA)
-export GOLDSIGNALS_SEED_CSV ?= $(or $(call dotenv,GOLDSIGNALS_SEED_CSV),\
-	$(SHARED_DATA)/gold_futures_daily.csv)
 # Offline machines: Yahoo is unreachable and the shared prices end 2026-08-06,
 # so accept their age (the product's default refuses prices over 7 days old).
-# On a host that reaches Yahoo, set GOLDSIGNALS_MAX_PRICE_AGE_DAYS=7 in .env.
-export GOLDSIGNALS_MAX_PRICE_AGE_DAYS ?= $(or \
-	$(call dotenv,GOLDSIGNALS_MAX_PRICE_AGE_DAYS),0)
+# GOLDSIGNALS_DEFAULT_X sets X only where neither the environment nor .env
+# does, so on a host that reaches Yahoo GOLDSIGNALS_MAX_PRICE_AGE_DAYS=7 in
+# .env wins. goldsignals alone reads .env and the state folder's place.
+export GOLDSIGNALS_DEFAULT_SEED_CSV := $(SHARED_DATA)/gold_futures_daily.csv
+export GOLDSIGNALS_DEFAULT_MAX_PRICE_AGE_DAYS := 0
 # Offline machines: no telemetry from ZenML or MLflow.
 export ZENML_ANALYTICS_OPT_IN := false
 export MLFLOW_DISABLE_TELEMETRY := true
 export DO_NOT_TRACK := 1
-export ZENML_CONFIG_PATH := $(GOLDSIGNALS_HOME)/zenml
-export ZENML_LOCAL_STORES_PATH := $(GOLDSIGNALS_HOME)
-export AIRFLOW_HOME := $(GOLDSIGNALS_HOME)/airflow
 
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | md5sum | cut -c1-12)
 
@@ -179,7 +170,10 @@ lock-zenml-server: ## Re-resolve constraints-zenml-server.txt (needs the registr
 	rm -rf $(CURDIR)/.lockenv
 
 clean: down ## Stop the services; remove all local state and the compiled DAGs
-	rm -rf "$(GOLDSIGNALS_HOME)" .pytest_cache .mypy_cache .ruff_cache
+	@home="$(CURDIR)/.goldsignals"; \
+		if [ -x $(BIN)/goldsignals ]; then home=$$($(BIN)/goldsignals home) || exit 2; fi; \
+		echo "rm -rf $$home"; rm -rf "$$home"
+	rm -rf .pytest_cache .mypy_cache .ruff_cache
 	rm -f dags/*.zip dags/.*.fingerprint
 
 distclean: clean ## Also remove the virtual environments

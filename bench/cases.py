@@ -32,7 +32,11 @@ AIRFLOW = PYTHON.with_name("airflow")
 STACK_CONFIGS = ROOT / "stack_configs"
 
 OFFLINE = {**OFFLINE_ENVIRONMENT, "SCARF_ANALYTICS": "false"}
-KEPT_SETTINGS = ("GOLDSIGNALS_SEED_CSV", "GOLDSIGNALS_SHARED_DATA")
+KEPT_SETTINGS = (
+    "GOLDSIGNALS_SEED_CSV",
+    "GOLDSIGNALS_DEFAULT_SEED_CSV",
+    "GOLDSIGNALS_SHARED_DATA",
+)
 """The only GOLDSIGNALS_* variables passed on from the caller."""
 
 
@@ -71,7 +75,8 @@ def seed_csv() -> Path:
         BenchError: The file does not exist.
     """
     default = ROOT.parent / "shared" / "data" / "gold_futures_daily.csv"
-    path = Path(os.environ.get("GOLDSIGNALS_SEED_CSV") or default)
+    given = os.environ.get("GOLDSIGNALS_SEED_CSV")
+    path = Path(given or os.environ.get("GOLDSIGNALS_DEFAULT_SEED_CSV") or default)
     if not path.is_file():
         raise BenchError(
             f"price history {path} not found; set GOLDSIGNALS_SEED_CSV to the real "

@@ -372,6 +372,11 @@ def model_rollback(
     reason: Annotated[str, typer.Option(help="Why; recorded in MLflow.")],
 ) -> None:
     """Give the champion alias back to the previous champion."""
+    if not reason.strip():
+        raise SettingsError(
+            "--reason is empty; say why the champion goes back, e.g. "
+            "--reason 'v3 signals drifted'; it is recorded with the move in MLflow"
+        )
     settings = _settings()
     from mlflow.tracking import MlflowClient
 
@@ -405,6 +410,16 @@ LINEAGE_COLUMNS = (
     "last_price_date",
     "feature_hash",
 )
+
+
+@app.command()
+def home() -> None:
+    """Print the state folder (GOLDSIGNALS_HOME as resolved); create nothing."""
+    try:
+        settings = get_settings()
+    except ValidationError as exc:
+        raise SettingsError(settings_problems(exc)) from exc
+    print(settings.home)
 
 
 @app.command()
@@ -773,6 +788,11 @@ def evaluate(
     ] = None,
 ) -> None:
     """Walk-forward scores, test window and backtest of the configured model."""
+    if out is not None and out.exists() and not out.is_dir():
+        raise SettingsError(
+            f"--out {out} is a file; name a folder for the report (it is created "
+            "if missing)"
+        )
     settings = _settings()
     path = prices or settings.seed_csv
     if path is None:
@@ -806,8 +826,11 @@ def settings_problems(exc: ValidationError) -> str:
     """Each invalid setting with its problem, on one line."""
     problems = []
     for error in exc.errors():
-        name = ".".join(str(part) for part in error["loc"]) or "settings"
+        name = ".".join(str(part) for part in error["loc"])
         message = str(error["msg"]).removeprefix("Value error, ")
+        if not name:
+            problems.append(message)
+            continue
         given = error.get("input")
         shown = (
             ""
@@ -844,6 +867,26 @@ def entrypoint() -> None:
     except GoldSignalsError as exc:
         print(f"error: {one_line(str(exc))}", file=sys.stderr)
         raise SystemExit(2) from exc
+    except OSError as exc:
+        if exc.filename is None:
+            raise
+        print(f"error: {file_problem(exc)}", file=sys.stderr)
+        raise SystemExit(2) from exc
+    except KeyboardInterrupt as exc:
+        print(
+            "interrupted: the signals and prices of an unfinished run are not "
+            "kept; run the command again",
+            file=sys.stderr,
+        )
+        raise SystemExit(130) from exc
+
+
+def file_problem(exc: OSError) -> str:
+    """A file system error as the path, the reason and what to check."""
+    return (
+        f"{exc.strerror or exc}: {exc.filename}; check that the path exists and "
+        "is writable by this user, or point GOLDSIGNALS_HOME at a folder that is"
+    )
 
 
 if __name__ == "__main__":

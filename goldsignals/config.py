@@ -7,15 +7,26 @@ Every location the product writes to is derived from one state folder
 
 from __future__ import annotations
 
+import datetime as dt
+import difflib
 import grp
 import os
 import re
+from collections.abc import Mapping
 from functools import cached_property
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from dotenv import dotenv_values
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+from goldsignals.errors import SettingsError
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 PIPELINE_CONFIG_DIR = PROJECT_ROOT / "zenml_pipelines" / "configs"
@@ -34,6 +45,26 @@ OFFLINE_ENVIRONMENT = {
 
 MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 """Registered model names: MLflow URIs (``models:/NAME@alias``) take them as is."""
+
+DEFAULT_PREFIX = "GOLDSIGNALS_DEFAULT_"
+"""Variables below every other source: ``GOLDSIGNALS_DEFAULT_X`` gives setting
+``X`` only where the environment, ``.env`` and ``deployment.env`` do not (the
+Makefile's offline defaults)."""
+
+OTHER_VARIABLES = frozenset(
+    {
+        "GOLDSIGNALS_SHARED_DATA",
+        "GOLDSIGNALS_STEP_SERVER_SOCKET",
+        "GOLDSIGNALS_DAGS_DIR",
+        "GOLDSIGNALS_ARTIFACT_BUCKET",
+        "GOLDSIGNALS_REGISTRY",
+        "GOLDSIGNALS_K8S_NAMESPACE",
+    }
+)
+"""``GOLDSIGNALS_*`` variables that are not settings: the tests' data folder,
+the step server's socket and the stack files' placeholders."""
+
+URI_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
 
 SERVICE_TIMEOUTS = {
     # MLflow's client retries a dead server for minutes by default (7 tries,
@@ -92,16 +123,16 @@ class Settings(BaseSettings):
     price_csv: Path | None = None
     seed_csv: Path | None = None
     seed_ticker: str = "GC=F"
-    history_start: str = "2000-01-01"
+    history_start: dt.date = dt.date(2000, 1, 1)
     signals_db_url: str | None = None
     mlflow_tracking_uri: str | None = None
     model_name: str = "gold-direction-classifier"
     stack_config: Path = PROJECT_ROOT / "stack_configs" / "embedded.yaml"
-    yahoo_timeout_seconds: float = Field(default=20.0, gt=0)
+    yahoo_timeout_seconds: float = Field(default=20.0, gt=0, allow_inf_nan=False)
     yahoo_retries: int = Field(default=3, ge=0)
-    yahoo_backoff_seconds: float = Field(default=2.0, ge=0)
+    yahoo_backoff_seconds: float = Field(default=2.0, ge=0, allow_inf_nan=False)
     max_price_age_days: int = Field(default=7, ge=0)
-    max_daily_move: float = Field(default=0.25, gt=0)
+    max_daily_move: float = Field(default=0.25, gt=0, allow_inf_nan=False)
     airflow_dags_dir: Path | None = None
     airflow_host: str = "127.0.0.1"
     airflow_port: int = Field(default=8080, ge=1, le=65535)
@@ -119,16 +150,55 @@ class Settings(BaseSettings):
     db_reader_user: str = "goldsignals_reader"
     db_reader_password: SecretStr | None = None
 
-    @field_validator("ticker")
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Add the ``GOLDSIGNALS_DEFAULT_*`` variables below every source."""
+        defaults = EnvSettingsSource(settings_cls, env_prefix=DEFAULT_PREFIX)
+        return (init_settings, env_settings, dotenv_settings, defaults)
+
+    @field_validator("ticker", "seed_ticker")
     @classmethod
     def _ticker_is_plain(cls, value: str) -> str:
         cleaned = value.strip().upper()
         if not cleaned or any(ch.isspace() or ch in "/\\" for ch in cleaned):
             raise ValueError(
-                f"ticker {value!r} is not a Yahoo ticker; use a symbol such as "
-                "'GC=F' (GOLDSIGNALS_TICKER)"
+                f"ticker {value!r} is not a Yahoo ticker; use a symbol such as 'GC=F'"
             )
         return cleaned
+
+    @field_validator("home", "price_csv", "seed_csv", mode="before")
+    @classmethod
+    def _path_is_not_empty(cls, value: Any) -> Any:
+        if isinstance(value, str) and not value.strip():
+            raise ValueError(
+                "the path is empty; name a path or unset the variable (an empty "
+                "one would mean the current folder)"
+            )
+        return value
+
+    @field_validator("price_csv", "seed_csv")
+    @classmethod
+    def _path_is_absolute(cls, value: Path | None) -> Path | None:
+        # Airflow runs steps in a temporary folder: a relative path must be
+        # resolved where it was given.
+        return value.expanduser().absolute() if value is not None else None
+
+    @field_validator("mlflow_tracking_uri")
+    @classmethod
+    def _tracking_uri_has_scheme(cls, value: str | None) -> str | None:
+        if value is not None and not URI_SCHEME.match(value):
+            raise ValueError(
+                f"tracking URI {value!r} has no scheme; use a server URL such as "
+                "'http://127.0.0.1:5000' or a database such as 'sqlite:///mlflow.db'"
+            )
+        return value
 
     @field_validator("model_name")
     @classmethod
@@ -145,6 +215,16 @@ class Settings(BaseSettings):
     @classmethod
     def _home_is_absolute(cls, value: Path) -> Path:
         return value.expanduser().resolve()
+
+    @model_validator(mode="after")
+    def _csv_source_has_a_file(self) -> Settings:
+        if self.price_source == "csv" and self.price_csv is None:
+            raise ValueError(
+                "GOLDSIGNALS_PRICE_SOURCE is 'csv' but GOLDSIGNALS_PRICE_CSV is not "
+                "set; set it to a price file such as "
+                "../shared/data/gold_futures_daily.csv"
+            )
+        return self
 
     @cached_property
     def data_dir(self) -> Path:
@@ -261,6 +341,38 @@ def step_variables(settings: Settings) -> dict[str, str]:
     }
 
 
+def check_variable_names(*sources: Mapping[str, object]) -> None:
+    """Refuse a ``GOLDSIGNALS_*`` variable that names no setting.
+
+    pydantic-settings ignores such a variable, so a misspelt one
+    (``GOLDSIGNALS_TICKR``) would leave its setting at the default unnoticed.
+
+    Args:
+        sources: The environment and the ``.env`` files, as name -> value.
+
+    Raises:
+        SettingsError: Naming the variable and the setting it may mean.
+    """
+    known = {f"GOLDSIGNALS_{name.upper()}" for name in Settings.model_fields}
+    for source in sources:
+        for name in source:
+            upper = name.upper()
+            if not upper.startswith("GOLDSIGNALS_") or upper in known:
+                continue
+            if upper in OTHER_VARIABLES or upper.startswith("GOLDSIGNALS_TEST"):
+                continue
+            if upper.startswith(DEFAULT_PREFIX):
+                upper = "GOLDSIGNALS_" + upper.removeprefix(DEFAULT_PREFIX)
+                if upper in known:
+                    continue
+            close = difflib.get_close_matches(upper, sorted(known), n=1)
+            hint = f"did you mean {close[0]}? " if close else ""
+            raise SettingsError(
+                f"{name} is not a goldsignals setting; {hint}the settings are "
+                "listed in the README's Settings table"
+            )
+
+
 def get_settings(*, deployed: bool = True) -> Settings:
     """Read the settings from the environment, ``.env`` and the deployment.
 
@@ -273,6 +385,7 @@ def get_settings(*, deployed: bool = True) -> Settings:
         deployed: Whether to read ``deployment.env``; ``deploy-stack`` does
             not, since it derives that file anew from the other two.
     """
+    check_variable_names(os.environ, dotenv_values(".env"))
     settings = Settings()
     if deployed and settings.deployment_file.is_file():
         files = (settings.deployment_file, Path(".env"))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 from typing import Annotated
 
@@ -69,7 +68,7 @@ def _load(settings: Settings, history: SqlHistory) -> LoadedPrices:
         price_csv=settings.price_csv,
         seed_csv=settings.seed_csv,
         seed_ticker=settings.seed_ticker,
-        history_start=dt.date.fromisoformat(settings.history_start),
+        history_start=settings.history_start,
         fetcher=yahoo_fetcher(
             timeout=settings.yahoo_timeout_seconds,
             cache_dir=settings.home / "cache" / "yfinance",

@@ -32,6 +32,49 @@ def test_signals_limit_zero_rejected(tmp_path: Path) -> None:
     assert "--limit" in result.stderr
 
 
+def test_state_folder_that_cannot_be_made_names_the_path(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder\n")
+
+    result = _goldsignals(blocker / "state", "signals")
+
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        f"error: Not a directory: {blocker / 'state'}; check that the path exists "
+        "and is writable by this user, or point GOLDSIGNALS_HOME at a folder that is"
+    ]
+
+
+def test_evaluate_out_naming_a_file_is_refused_before_any_work(
+    tmp_path: Path,
+) -> None:
+    report = tmp_path / "report.txt"
+    report.write_text("kept\n")
+
+    result = _goldsignals(tmp_path / "home", "evaluate", "--out", str(report))
+
+    assert result.returncode == 2
+    assert f"--out {report} is a file; name a folder" in result.stderr
+    assert report.read_text() == "kept\n"
+
+
+def test_rollback_without_a_reason_is_refused(tmp_path: Path) -> None:
+    result = _goldsignals(tmp_path / "home", "model", "rollback", "--reason", " ")
+
+    assert result.returncode == 2
+    assert "--reason is empty" in result.stderr
+    assert not (tmp_path / "home").exists()
+
+
+def test_misspelt_setting_stops_the_command(tmp_path: Path) -> None:
+    result = _goldsignals(tmp_path, "signals", extra={"GOLDSIGNALS_TICKR": "SI=F"})
+
+    assert result.returncode == 2
+    assert "GOLDSIGNALS_TICKR is not a goldsignals setting; did you mean " in (
+        result.stderr
+    )
+
+
 @pytest.mark.e2e
 def test_run_inference_without_stack_says_register(tmp_path: Path) -> None:
     result = _goldsignals(tmp_path, "run", "inference")
@@ -60,8 +103,8 @@ def test_bad_ticker_setting_is_one_error_line(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
         "error: GOLDSIGNALS_TICKER='GC/F': ticker 'GC/F' is not a Yahoo ticker; "
-        "use a symbol such as 'GC=F' (GOLDSIGNALS_TICKER) (fix or unset it in the "
-        "environment or .env; the README's Settings table lists each setting)"
+        "use a symbol such as 'GC=F' (fix or unset it in the environment or .env; "
+        "the README's Settings table lists each setting)"
     ]
 
 

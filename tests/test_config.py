@@ -12,7 +12,9 @@ import pytest
 from pydantic import ValidationError
 
 from goldsignals.cleaning import MAX_DAILY_MOVE
-from goldsignals.config import Settings, create_private_folder
+from goldsignals.cli import settings_problems
+from goldsignals.config import Settings, create_private_folder, get_settings
+from goldsignals.errors import SettingsError
 from tests.helpers import ROOT
 from zenml_pipelines.airflow_dags import step_environment
 
@@ -103,16 +105,133 @@ def _make_value(folder: Path, name: str, **environment: str) -> str:
     return result.stdout.strip()
 
 
-def test_makefile_accepts_old_prices_only_when_nothing_else_is_set(
-    tmp_path: Path,
+def _make_environment(folder: Path) -> dict[str, str]:
+    """The ``GOLDSIGNALS_*`` variables ``make`` exports when run in ``folder``."""
+    names = ("GOLDSIGNALS_DEFAULT_MAX_PRICE_AGE_DAYS", "GOLDSIGNALS_DEFAULT_SEED_CSV")
+    return {name: _make_value(folder, name) for name in names}
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        'GOLDSIGNALS_MAX_PRICE_AGE_DAYS="7"',
+        "export GOLDSIGNALS_MAX_PRICE_AGE_DAYS=7",
+        "GOLDSIGNALS_MAX_PRICE_AGE_DAYS = 7",
+        "GOLDSIGNALS_MAX_PRICE_AGE_DAYS=7 # one week",
+    ],
+)
+def test_makefile_offline_defaults_yield_to_any_dotenv_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, line: str
 ) -> None:
     name = "GOLDSIGNALS_MAX_PRICE_AGE_DAYS"
+    made = _make_environment(tmp_path)
+    for key in os.environ:
+        if key.startswith("GOLDSIGNALS_"):
+            monkeypatch.delenv(key)
+    for key, value in made.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.chdir(tmp_path)
 
-    offline_default = _make_value(tmp_path, name)
-    (tmp_path / ".env").write_text(f'{name}="7"\n')
-    from_dotenv = _make_value(tmp_path, name)
-    from_environment = _make_value(tmp_path, name, **{name: "3"})
+    offline = get_settings()
+    (tmp_path / ".env").write_text(line + "\n")
+    from_dotenv = get_settings()
+    monkeypatch.setenv(name, "3")
+    from_environment = get_settings()
 
-    assert offline_default == "0"
-    assert from_dotenv == "7"
-    assert from_environment == "3"
+    assert offline.max_price_age_days == 0
+    assert offline.seed_csv == tmp_path.parent / "shared/data/gold_futures_daily.csv"
+    assert from_dotenv.max_price_age_days == 7
+    assert from_environment.max_price_age_days == 3
+
+
+def test_makefile_reads_no_setting_itself(tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text("GOLDSIGNALS_HOME=~/elsewhere\n")
+
+    exported = _make_value(tmp_path, "GOLDSIGNALS_HOME")
+
+    assert exported == ""
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("GOLDSIGNALS_HOME", "", "the path is empty"),
+        ("GOLDSIGNALS_SEED_CSV", " ", "the path is empty"),
+        ("GOLDSIGNALS_HISTORY_START", "garbage", "valid date"),
+        ("GOLDSIGNALS_MAX_DAILY_MOVE", "inf", "finite number"),
+        ("GOLDSIGNALS_YAHOO_BACKOFF_SECONDS", "nan", "finite number"),
+        ("GOLDSIGNALS_MLFLOW_TRACKING_URI", "not-a-uri", "has no scheme"),
+        ("GOLDSIGNALS_SEED_TICKER", "a b", "is not a Yahoo ticker"),
+    ],
+)
+def test_bad_setting_is_refused_naming_the_variable(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str, message: str
+) -> None:
+    monkeypatch.setenv(variable, value)
+
+    with pytest.raises(ValidationError) as caught:
+        Settings()
+
+    problem = settings_problems(caught.value)
+    assert problem.startswith(f"{variable}=")
+    assert message in problem
+
+
+def test_relative_price_paths_become_absolute_for_airflow(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("GOLDSIGNALS_PRICE_CSV", "prices/gold.csv")
+    monkeypatch.setenv("GOLDSIGNALS_SEED_TICKER", "gc=f")
+
+    settings = Settings()
+
+    assert settings.price_csv == tmp_path / "prices" / "gold.csv"
+    assert settings.seed_ticker == "GC=F"
+    variables = step_environment(settings)
+    assert variables["GOLDSIGNALS_PRICE_CSV"] == str(tmp_path / "prices/gold.csv")
+
+
+@pytest.mark.parametrize("where", ["environment", "dotenv"])
+def test_misspelt_variable_is_refused_with_the_likely_setting(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, where: str
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    if where == "environment":
+        monkeypatch.setenv("GOLDSIGNALS_TICKR", "SI=F")
+    else:
+        (tmp_path / ".env").write_text("GOLDSIGNALS_TICKR=SI=F\n")
+
+    with pytest.raises(
+        SettingsError,
+        match=r"GOLDSIGNALS_TICKR is not a goldsignals setting; did you mean "
+        r"GOLDSIGNALS_TICKER\?",
+    ):
+        get_settings()
+
+
+def test_other_project_variables_are_not_settings_errors(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("GOLDSIGNALS_TICKER", raising=False)
+    for name in ("GOLDSIGNALS_SHARED_DATA", "GOLDSIGNALS_DEFAULT_TICKER"):
+        monkeypatch.setenv(name, "SI=F")
+
+    settings = get_settings()
+
+    assert settings.ticker == "SI=F"
+
+
+def test_csv_source_without_a_file_is_refused_up_front(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("GOLDSIGNALS_PRICE_SOURCE", "csv")
+    monkeypatch.delenv("GOLDSIGNALS_PRICE_CSV", raising=False)
+
+    with pytest.raises(ValidationError) as caught:
+        Settings()
+
+    assert settings_problems(caught.value).startswith(
+        "GOLDSIGNALS_PRICE_SOURCE is 'csv' but GOLDSIGNALS_PRICE_CSV is not set; "
+    )

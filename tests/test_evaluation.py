@@ -531,6 +531,7 @@ def test_evaluate_command_without_price_file_names_the_variable(
 ) -> None:
     env = isolated_env(tmp_path / "home")
     env.pop("GOLDSIGNALS_SEED_CSV", None)
+    env.pop("GOLDSIGNALS_DEFAULT_SEED_CSV", None)
 
     result = goldsignals(env, "evaluate", check=False)
 
