@@ -694,8 +694,14 @@ class _YahooPlan:
             or not self.seed_csv.is_file()
         ):
             return stored
-        seed = read_price_csv(self.seed_csv, self.seed_ticker)
-        return merge_history(seed, stored)
+        return merge_history(self._read_seed(self.seed_csv), stored)
+
+    def _read_seed(self, path: Path) -> pd.DataFrame:
+        """The seed file's complete bars, checked as a price file's are."""
+        seed = read_price_csv(path, self.seed_ticker)
+        session = last_closed_session(self.now)
+        _refuse_future_bars(seed, session, f"seed file {path}")
+        return _complete_bars(seed, session)
 
     def _require_fresh(
         self, prices: pd.DataFrame, what: str, reason: str, cause: Exception | None
@@ -742,8 +748,7 @@ class _YahooPlan:
                 "../shared/data/gold_futures_daily.csv"
             ) from cause
 
-        seed = read_price_csv(self.seed_csv, self.seed_ticker)
-        seeded = merge_history(empty_prices(), seed)
+        seeded = merge_history(empty_prices(), self._read_seed(self.seed_csv))
         if seeded.empty:
             raise PriceSourceUnavailableError(
                 f"no prices of {self.ticker}: {reason}, the stored history is "
@@ -942,7 +947,7 @@ def _refuse_future_bars(
     future = pd.DatetimeIndex(frame.index) > limit
     if future.any():
         raise PriceDataError(
-            f"{source} has {future.sum()} bars dated after {limit:%Y-%m-%d}, "
+            f"{source} has {future.sum()} bar(s) dated after {limit:%Y-%m-%d}, "
             f"later than any session open now (the last closed one is "
             f"{session.isoformat()}): {_iso_list(frame.index[future])}; fix the "
             "dates in the file"

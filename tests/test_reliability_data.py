@@ -34,6 +34,7 @@ Which test covers which case (tests in other modules are named with theirs):
    ``test_case04_partial_bar_of_open_session_held_back_then_stored_final``,
    ``test_case04_price_file_bar_of_open_session_held_back``,
    ``test_case04_price_file_bar_dated_weeks_ahead_is_a_mistyped_date``,
+   ``test_case04_seed_bar_dated_years_ahead_is_refused_not_stored``,
    ``test_case04_last_closed_session_follows_new_york_close``.
 5. Duplicate dates: ``test_case05_duplicate_dates_last_row_wins_never_values``,
    ``test_case05_refetched_dates_replace_stored_rows_without_duplicate_warning``;
@@ -289,6 +290,33 @@ def test_case01_seed_file_of_another_ticker_seeds_nothing(
     assert not history.exists()
 
 
+def test_case04_seed_bar_dated_years_ahead_is_refused_not_stored(
+    shared_data: Path, tmp_path: Path
+) -> None:
+    history = tmp_path / "GC_F.parquet"
+    seed = tmp_path / "seed.csv"
+    seed.write_text(
+        (shared_data / MAIN_FILE).read_text() + "2062-08-07,4240,4250,4230,4245,100\n"
+    )
+    down = _fetcher([PriceSourceUnavailableError("offline")], [])
+
+    with pytest.raises(
+        PriceDataError, match=r"seed file .*seed\.csv has 1 bar\(s\) dated after"
+    ):
+        load_prices(
+            ticker="GC=F",
+            source="yfinance",
+            history=history,
+            seed_csv=seed,
+            history_start=START,
+            now=_at("2026-08-07 18:00"),
+            fetcher=down,
+            sleep=lambda _: None,
+        )
+
+    assert not history.exists()
+
+
 def test_case04_price_file_bar_dated_weeks_ahead_is_a_mistyped_date(
     tmp_path: Path,
 ) -> None:
@@ -299,7 +327,7 @@ def test_case04_price_file_bar_dated_weeks_ahead_is_a_mistyped_date(
 
     with pytest.raises(
         PriceDataError,
-        match=r"price file .*prices\.csv has 1 bars dated after 2024-03-17, later "
+        match=r"price file .*prices\.csv has 1 bar\(s\) dated after 2024-03-17, later "
         r"than any session open now \(the last closed one is 2024-03-07\): "
         r"\['2024-04-19'\]; fix the dates",
     ):
