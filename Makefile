@@ -172,6 +172,9 @@ lock-zenml-server: ## Re-resolve constraints-zenml-server.txt (needs the registr
 clean: down ## Stop the services; remove all local state and the compiled DAGs
 	@home="$(CURDIR)/.goldsignals"; \
 		if [ -x $(BIN)/goldsignals ]; then home=$$($(BIN)/goldsignals home) || exit 2; fi; \
+		root="$${home%/}/"; case "$(CURDIR)/" in "$$root"*) \
+			echo "error: not removing $$home, which holds $(CURDIR)" >&2; exit 2;; \
+		esac; \
 		echo "rm -rf $$home"; rm -rf "$$home"
 	rm -rf .pytest_cache .mypy_cache .ruff_cache
 	rm -f dags/*.zip dags/.*.fingerprint

@@ -103,3 +103,57 @@ def test_make_up_names_an_unknown_mode(
     assert result.returncode != 0
     assert "error: UP_MODE=containers is not auto, host or compose" in result.stderr
     assert _compose_calls(calls) == []
+
+
+FAKE_GOLDSIGNALS = """#!/bin/sh
+if [ "$1" = home ]; then echo "{home}"; fi
+exit 0
+"""
+
+
+def _make_clean(project: Path, home: Path) -> subprocess.CompletedProcess[str]:
+    """Run ``make clean`` in ``project``; its goldsignals names ``home``."""
+    venv = project.parent / "venv"
+    script = venv / "bin" / "goldsignals"
+    script.parent.mkdir(parents=True, exist_ok=True)
+    script.write_text(FAKE_GOLDSIGNALS.format(home=home))
+    script.chmod(0o755)
+    makefile = str(ROOT / "Makefile")
+    return subprocess.run(
+        ["make", "-f", makefile, "clean", f"VENV={venv}", "DOCKER=false"],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+
+
+def test_make_clean_removes_the_state_folder_goldsignals_names(
+    tmp_path: Path,
+) -> None:
+    project = tmp_path / "project"
+    (project / "keep").mkdir(parents=True)
+    state = tmp_path / "state"
+    (state / "zenml").mkdir(parents=True)
+
+    result = _make_clean(project, state)
+
+    assert result.returncode == 0, result.stderr
+    assert not state.exists()
+    assert (project / "keep").is_dir()
+
+
+@pytest.mark.parametrize("home", ["project", "above", "root"])
+def test_make_clean_never_removes_a_folder_holding_the_project(
+    tmp_path: Path, home: str
+) -> None:
+    project = tmp_path / "project"
+    (project / "keep").mkdir(parents=True)
+    state = {"project": project, "above": tmp_path, "root": Path("/")}[home]
+
+    result = _make_clean(project, state)
+
+    assert result.returncode != 0
+    assert f"not removing {state}, which holds {project}" in result.stderr
+    assert (project / "keep").is_dir()
