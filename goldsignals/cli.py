@@ -788,10 +788,11 @@ def evaluate(
     ] = None,
 ) -> None:
     """Walk-forward scores, test window and backtest of the configured model."""
-    if out is not None and out.exists() and not out.is_dir():
+    blocked = _file_in_path(out) if out is not None else None
+    if blocked is not None:
         raise SettingsError(
-            f"--out {out} is a file; name a folder for the report (it is created "
-            "if missing)"
+            f"--out {out}: {blocked} is a file; name a folder for the report (it "
+            "is created if missing)"
         )
     settings = _settings()
     path = prices or settings.seed_csv
@@ -820,6 +821,14 @@ def evaluate(
     folder = out or settings.home / "reports" / "evaluation"
     for written in write_report(report, folder):
         print(f"wrote {written}")
+
+
+def _file_in_path(folder: Path) -> Path | None:
+    """The nearest existing part of ``folder`` when it is not a folder."""
+    for part in (folder, *folder.parents):
+        if part.exists():
+            return None if part.is_dir() else part
+    return None
 
 
 def settings_problems(exc: ValidationError) -> str:
@@ -872,13 +881,6 @@ def entrypoint() -> None:
             raise
         print(f"error: {file_problem(exc)}", file=sys.stderr)
         raise SystemExit(2) from exc
-    except KeyboardInterrupt as exc:
-        print(
-            "interrupted: the signals and prices of an unfinished run are not "
-            "kept; run the command again",
-            file=sys.stderr,
-        )
-        raise SystemExit(130) from exc
 
 
 def file_problem(exc: OSError) -> str:

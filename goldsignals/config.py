@@ -17,7 +17,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
-from dotenv import dotenv_values
+from dotenv.parser import parse_stream
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
@@ -64,7 +64,7 @@ OTHER_VARIABLES = frozenset(
 """``GOLDSIGNALS_*`` variables that are not settings: the tests' data folder,
 the step server's socket and the stack files' placeholders."""
 
-URI_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
+URI_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:/")
 
 SERVICE_TIMEOUTS = {
     # MLflow's client retries a dead server for minutes by default (7 tries,
@@ -173,7 +173,15 @@ class Settings(BaseSettings):
             )
         return cleaned
 
-    @field_validator("home", "price_csv", "seed_csv", mode="before")
+    @field_validator(
+        "home",
+        "price_csv",
+        "seed_csv",
+        "stack_config",
+        "airflow_dags_dir",
+        "zenml_server_venv",
+        mode="before",
+    )
     @classmethod
     def _path_is_not_empty(cls, value: Any) -> Any:
         if isinstance(value, str) and not value.strip():
@@ -200,6 +208,15 @@ class Settings(BaseSettings):
             )
         return value
 
+    @field_validator("zenml_server_url")
+    @classmethod
+    def _server_url_is_http(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError(
+                f"{value!r} is not an HTTP URL; use one such as 'http://127.0.0.1:8237'"
+            )
+        return value
+
     @field_validator("model_name")
     @classmethod
     def _model_name_is_plain(cls, value: str) -> str:
@@ -213,8 +230,19 @@ class Settings(BaseSettings):
 
     @field_validator("home")
     @classmethod
-    def _home_is_absolute(cls, value: Path) -> Path:
-        return value.expanduser().resolve()
+    def _home_is_a_state_folder(cls, value: Path) -> Path:
+        home = value.expanduser().resolve()
+        kept = {Path("/"), Path.home().resolve(), PROJECT_ROOT}
+        if home in kept or home in PROJECT_ROOT.parents:
+            raise ValueError(
+                f"{home} holds more than goldsignals' state (it is /, the home "
+                "folder, the project or a folder above it), and `make clean` "
+                "removes the state folder; name a folder of its own, e.g. "
+                f"{PROJECT_ROOT / '.goldsignals'}"
+            )
+        if home.exists() and not home.is_dir():
+            raise ValueError(f"{home} is a file; name a folder for the state")
+        return home
 
     @model_validator(mode="after")
     def _csv_source_has_a_file(self) -> Settings:
@@ -353,7 +381,8 @@ def check_variable_names(*sources: Mapping[str, object]) -> None:
     Raises:
         SettingsError: Naming the variable and the setting it may mean.
     """
-    known = {f"GOLDSIGNALS_{name.upper()}" for name in Settings.model_fields}
+    names = [f"GOLDSIGNALS_{name.upper()}" for name in Settings.model_fields]
+    known = {*names, *(name.replace("GOLDSIGNALS_", DEFAULT_PREFIX) for name in names)}
     for source in sources:
         for name in source:
             upper = name.upper()
@@ -361,16 +390,38 @@ def check_variable_names(*sources: Mapping[str, object]) -> None:
                 continue
             if upper in OTHER_VARIABLES or upper.startswith("GOLDSIGNALS_TEST"):
                 continue
-            if upper.startswith(DEFAULT_PREFIX):
-                upper = "GOLDSIGNALS_" + upper.removeprefix(DEFAULT_PREFIX)
-                if upper in known:
-                    continue
             close = difflib.get_close_matches(upper, sorted(known), n=1)
             hint = f"did you mean {close[0]}? " if close else ""
             raise SettingsError(
                 f"{name} is not a goldsignals setting; {hint}the settings are "
                 "listed in the README's Settings table"
             )
+
+
+def read_dotenv(path: Path) -> dict[str, str | None]:
+    """The variables of a ``.env`` file; a line it cannot parse is an error.
+
+    python-dotenv skips such a line with a warning, which would leave its
+    setting at the default unnoticed.
+
+    Raises:
+        SettingsError: Naming the file, the line and its text.
+    """
+    if not path.is_file():
+        return {}
+    values: dict[str, str | None] = {}
+    with path.open(encoding="utf-8") as stream:
+        for binding in parse_stream(stream):
+            if binding.error:
+                line = binding.original.string.strip()
+                raise SettingsError(
+                    f"{path.absolute()} line {binding.original.line} cannot be "
+                    f"read: {line[:80]!r}; write it as NAME=value (quotes must "
+                    "close on the same line)"
+                )
+            if binding.key is not None:
+                values[binding.key] = binding.value
+    return values
 
 
 def get_settings(*, deployed: bool = True) -> Settings:
@@ -385,7 +436,7 @@ def get_settings(*, deployed: bool = True) -> Settings:
         deployed: Whether to read ``deployment.env``; ``deploy-stack`` does
             not, since it derives that file anew from the other two.
     """
-    check_variable_names(os.environ, dotenv_values(".env"))
+    check_variable_names(os.environ, read_dotenv(Path(".env")))
     settings = Settings()
     if deployed and settings.deployment_file.is_file():
         files = (settings.deployment_file, Path(".env"))

@@ -52,9 +52,11 @@ def test_evaluate_out_naming_a_file_is_refused_before_any_work(
     report.write_text("kept\n")
 
     result = _goldsignals(tmp_path / "home", "evaluate", "--out", str(report))
+    below = _goldsignals(tmp_path / "home", "evaluate", "--out", str(report / "sub"))
 
     assert result.returncode == 2
-    assert f"--out {report} is a file; name a folder" in result.stderr
+    assert f"--out {report}: {report} is a file; name a folder" in result.stderr
+    assert f"--out {report / 'sub'}: {report} is a file" in below.stderr
     assert report.read_text() == "kept\n"
 
 

@@ -162,6 +162,13 @@ def test_makefile_reads_no_setting_itself(tmp_path: Path) -> None:
         ("GOLDSIGNALS_YAHOO_BACKOFF_SECONDS", "nan", "finite number"),
         ("GOLDSIGNALS_MLFLOW_TRACKING_URI", "not-a-uri", "has no scheme"),
         ("GOLDSIGNALS_SEED_TICKER", "a b", "is not a Yahoo ticker"),
+        ("GOLDSIGNALS_STACK_CONFIG", "", "the path is empty"),
+        ("GOLDSIGNALS_AIRFLOW_DAGS_DIR", "", "the path is empty"),
+        ("GOLDSIGNALS_ZENML_SERVER_URL", "localhost:8237", "is not an HTTP URL"),
+        ("GOLDSIGNALS_HOME", "/", "holds more than goldsignals' state"),
+        ("GOLDSIGNALS_HOME", "~", "holds more than goldsignals' state"),
+        ("GOLDSIGNALS_HOME", str(ROOT), "holds more than goldsignals' state"),
+        ("GOLDSIGNALS_HOME", str(ROOT.parent), "holds more than goldsignals' state"),
     ],
 )
 def test_bad_setting_is_refused_naming_the_variable(
@@ -235,3 +242,49 @@ def test_csv_source_without_a_file_is_refused_up_front(
     assert settings_problems(caught.value).startswith(
         "GOLDSIGNALS_PRICE_SOURCE is 'csv' but GOLDSIGNALS_PRICE_CSV is not set; "
     )
+
+
+@pytest.mark.parametrize("uri", ["file:/tmp/mlruns", "sqlite:////tmp/x.db"])
+def test_tracking_uri_forms_mlflow_takes_are_accepted(
+    monkeypatch: pytest.MonkeyPatch, uri: str
+) -> None:
+    monkeypatch.setenv("GOLDSIGNALS_MLFLOW_TRACKING_URI", uri)
+
+    assert Settings().tracking_uri == uri
+
+
+def test_state_folder_that_is_a_file_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    afile = tmp_path / "afile"
+    afile.write_text("x\n")
+    monkeypatch.setenv("GOLDSIGNALS_HOME", str(afile))
+
+    with pytest.raises(ValidationError, match="is a file; name a folder"):
+        Settings()
+
+
+def test_unparsable_dotenv_line_is_refused_naming_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / ".env").write_text(
+        'GOLDSIGNALS_TICKER=GC=F\nGOLDSIGNALS_HOME="/tmp/state\n'
+    )
+
+    with pytest.raises(
+        SettingsError,
+        match=r"\.env line 2 cannot be read: 'GOLDSIGNALS_HOME=\"/tmp/state'; "
+        r"write it as NAME=value",
+    ):
+        get_settings()
+
+
+def test_misspelt_default_variable_suggests_the_default_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("GOLDSIGNALS_DEFAULT_SEED_CVS", "x.csv")
+
+    with pytest.raises(SettingsError, match="mean GOLDSIGNALS_DEFAULT_SEED_CSV"):
+        get_settings()
