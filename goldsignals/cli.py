@@ -42,13 +42,17 @@ mlflow_app = typer.Typer(help="MLflow tracking server on Postgres (127.0.0.1).")
 app.add_typer(mlflow_app, name="mlflow")
 
 
-def _settings(*, deployed: bool = True) -> Settings:
+def _read_settings(*, deployed: bool = True) -> Settings:
     try:
-        settings = get_settings(deployed=deployed)
+        return get_settings(deployed=deployed)
     except ValidationError as exc:
         raise SettingsError(settings_problems(exc)) from exc
     except ValueError as exc:
         raise SettingsError(str(exc)) from exc
+
+
+def _settings(*, deployed: bool = True) -> Settings:
+    settings = _read_settings(deployed=deployed)
     apply_environment(settings)
     return settings
 
@@ -415,11 +419,7 @@ LINEAGE_COLUMNS = (
 @app.command()
 def home() -> None:
     """Print the state folder (GOLDSIGNALS_HOME as resolved); create nothing."""
-    try:
-        settings = get_settings()
-    except ValidationError as exc:
-        raise SettingsError(settings_problems(exc)) from exc
-    print(settings.home)
+    print(_read_settings().home)
 
 
 @app.command()

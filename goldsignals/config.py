@@ -59,10 +59,11 @@ OTHER_VARIABLES = frozenset(
         "GOLDSIGNALS_ARTIFACT_BUCKET",
         "GOLDSIGNALS_REGISTRY",
         "GOLDSIGNALS_K8S_NAMESPACE",
+        "GOLDSIGNALS_TEST_ARTIFACTS",
     }
 )
-"""``GOLDSIGNALS_*`` variables that are not settings: the tests' data folder,
-the step server's socket and the stack files' placeholders."""
+"""``GOLDSIGNALS_*`` variables that are not settings: the tests' data and
+artifact folders, the step server's socket and the stack files' placeholders."""
 
 URI_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:/")
 
@@ -388,7 +389,7 @@ def check_variable_names(*sources: Mapping[str, object]) -> None:
             upper = name.upper()
             if not upper.startswith("GOLDSIGNALS_") or upper in known:
                 continue
-            if upper in OTHER_VARIABLES or upper.startswith("GOLDSIGNALS_TEST"):
+            if upper in OTHER_VARIABLES:
                 continue
             close = difflib.get_close_matches(upper, sorted(known), n=1)
             hint = f"did you mean {close[0]}? " if close else ""

@@ -700,8 +700,7 @@ class _YahooPlan:
         """The seed file's complete bars, checked as a price file's are."""
         seed = read_price_csv(path, self.seed_ticker)
         session = last_closed_session(self.now)
-        _refuse_future_bars(seed, session, f"seed file {path}")
-        return _complete_bars(seed, session)
+        return _complete_file_bars(seed, session, f"seed file {path}")
 
     def _require_fresh(
         self, prices: pd.DataFrame, what: str, reason: str, cause: Exception | None
@@ -791,8 +790,7 @@ def _load_from_csv(
         )
 
     frame = read_price_csv(price_csv, ticker)
-    _refuse_future_bars(frame, session, f"price file {price_csv}")
-    new = _complete_bars(frame, session)
+    new = _complete_file_bars(frame, session, f"price file {price_csv}")
     merged = merge_history(read_history(history), new)
     store_checked(
         history, merged, f"price file {price_csv}", max_daily_move=max_daily_move
@@ -934,24 +932,26 @@ def _blank_rows(frame: pd.DataFrame) -> np.ndarray:
     return frame[list(REQUIRED_COLUMNS)].isna().all(axis=1).to_numpy()
 
 
-def _refuse_future_bars(
+def _complete_file_bars(
     frame: pd.DataFrame, session: datetime.date, source: str
-) -> None:
-    """Fail on bars dated after any session that can be open now.
+) -> pd.DataFrame:
+    """A price or seed file's complete bars; a bar dated too late is an error.
 
     A bar of the session still open is dated at most OPEN_SESSION_DAYS after
-    the last closed one (Friday's close to Monday's session); a later date is
-    a mistyped one, which holding back would keep hidden until that day.
+    the last closed one; a later date is a mistyped one, which holding back
+    would keep hidden until that day (and, in a seed file, make old prices
+    look fresh).
     """
     limit = pd.Timestamp(session + datetime.timedelta(days=OPEN_SESSION_DAYS))
     future = pd.DatetimeIndex(frame.index) > limit
     if future.any():
         raise PriceDataError(
-            f"{source} has {future.sum()} bar(s) dated after {limit:%Y-%m-%d}, "
-            f"later than any session open now (the last closed one is "
-            f"{session.isoformat()}): {_iso_list(frame.index[future])}; fix the "
-            "dates in the file"
+            f"{source} has {future.sum()} bar(s) dated after "
+            f"{limit:%Y-%m-%d}, later than any session open now (the last closed "
+            f"one is {session.isoformat()}): {_iso_list(frame.index[future])}; "
+            "fix the dates in the file"
         )
+    return _complete_bars(frame, session)
 
 
 def _complete_bars(frame: pd.DataFrame, session: datetime.date) -> pd.DataFrame:
