@@ -241,8 +241,10 @@ def test_deployment_and_dag_files_hold_no_password(deployed: dict[str, str]) -> 
 @pytest.mark.airflow
 @pytest.mark.postgres
 def test_no_password_on_any_command_line(deployed: dict[str, str]) -> None:
+    # -ww: without it ps cuts each line at $COLUMNS (80 when unset, as in a
+    # pipe), hiding the end of long command lines, passwords included.
     listing = subprocess.run(
-        ["ps", "-eo", "args"], capture_output=True, text=True, check=True
+        ["ps", "-eww", "-o", "args"], capture_output=True, text=True, check=True
     ).stdout
 
     assert "mlflow server" in listing
